@@ -1,0 +1,312 @@
+"""The `pipeline` command: parse arguments, call one stage function, turn results into output.
+
+Expected failures (PipelineError) become one line on stderr and a non-zero exit; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .config import Settings, load_feeds, load_settings, now_utc
+from .errors import LockHeld, PipelineError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(func: F) -> F:
+    """Turn PipelineError into click's one-line 'Error: ...' and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PipelineError as exc:
+            raise click.ClickException(exc.message) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+class Context:
+    """What every command needs, opened on first use and closed when the command ends."""
+
+    def __init__(self, root: Path | None) -> None:
+        self._root = root
+        self._settings: Settings | None = None
+        self._store: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self._root)
+        return self._settings
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from .store import Store
+
+            self._store = Store(self.settings.store_path)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pipeline")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Project folder (default: the nearest folder with sources/ or pyproject.toml).")
+@click.pass_context
+def cli(ctx: click.Context, root: Path | None) -> None:
+    """Turn news feeds and guides into review-ready Markdown drafts.
+
+    Example:
+
+        pipeline build            # fetch feeds, then write output/*.md
+    """
+    obj = Context(root)
+    ctx.obj = obj
+    ctx.call_on_close(obj.close)
+
+
+def _fetch(obj: Context, quiet: bool = False) -> Any:
+    from .update import update_feeds
+
+    settings = obj.settings
+    feeds = load_feeds(settings.sources_path)
+    show_progress = not quiet and sys.stderr.isatty() and len(feeds) > 1
+    progress: Any = None
+    if show_progress:
+        progress = click.progressbar(length=len(feeds), label="fetching feeds", file=sys.stderr)
+        progress.__enter__()
+    try:
+        report = update_feeds(settings, obj.store, feeds, now_utc(),
+                              on_result=(lambda _r: progress.update(1)) if progress else None)
+    finally:
+        if progress:
+            progress.__exit__(None, None, None)
+    for feed in report.feeds:
+        if feed.status == "failed":
+            warn(f"feed {feed.url}: {feed.message}")
+        elif feed.message and feed.status != "skipped":
+            warn(f"feed {feed.url}: {feed.message}")
+        if feed.moved_to:
+            warn(f"feed {feed.url} moved permanently to {feed.moved_to}; update sources/feeds.toml")
+    return report
+
+
+@cli.command()
+@click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
+@click.pass_obj
+@handle_errors
+def fetch(obj: Context, quiet: bool) -> None:
+    """Fetch every feed in sources/feeds.toml and store new items.
+
+    Uses conditional GET, so unchanged feeds cost one small request. Exits 0 when at least one
+    feed worked, 1 when none did.
+
+    Example:
+
+        pipeline fetch && pipeline items --json | head
+    """
+    from .lock import project_lock
+
+    with project_lock(obj.settings.lock_path):
+        report = _fetch(obj, quiet)
+    if not quiet:
+        click.echo(
+            f"fetched {len(report.feeds)} feeds: {len(report.succeeded)} ok "
+            f"({sum(1 for f in report.feeds if f.status == 'not-modified')} not modified), "
+            f"{len(report.failed)} failed, {report.new_items} new items"
+        )
+    if report.feeds and not report.succeeded and report.failed:
+        raise click.ClickException("no feed could be fetched; check the network and sources/feeds.toml")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.option("--feed", "feed_url", default=None, help="Only items of this feed URL.")
+@click.option("--limit", type=int, default=None, help="At most this many items, newest first.")
+@click.pass_obj
+@handle_errors
+def items(obj: Context, as_json: bool, feed_url: str | None, limit: int | None) -> None:
+    """List stored news items, newest first.
+
+    Example:
+
+        pipeline items --json --limit 5
+    """
+    rows = obj.store.items(feeds=[feed_url] if feed_url else None)
+    if limit is not None:
+        rows = rows[:limit]
+    if as_json:
+        click.echo(json.dumps([item.as_json() for item in rows], ensure_ascii=False, indent=2))
+        return
+    for item in rows:
+        date = item.date.isoformat() if item.date else "----------"
+        click.echo(f"{date}  {item.source[:24]:<24}  {item.headline}")
+
+
+def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...], regions_only: bool,
+               quiet: bool) -> Any:
+    from .build import build_drafts
+    from .lock import project_lock
+
+    settings = obj.settings
+    feeds = load_feeds(settings.sources_path)
+    with project_lock(settings.lock_path):
+        fetch_report = None
+        if not offline:
+            fetch_report = _fetch(obj, quiet=quiet)
+            if fetch_report.feeds and not fetch_report.succeeded and fetch_report.failed:
+                warn("no feed could be fetched; building from the items already stored")
+        drafter = None
+        if settings.model:
+            from .assist import context_drafter
+
+            drafter = context_drafter(settings, obj.store, warn)
+        report = build_drafts(settings, obj.store, feeds, now_utc(), force=force, only=only or None,
+                              regions_only=regions_only, context_drafter=drafter)
+        if drafter is not None and hasattr(drafter, "summary"):
+            summary = drafter.summary()
+            if summary:
+                click.echo(summary, err=quiet)
+    for draft in report.drafts:
+        for note in draft.notes:
+            if draft.failed:
+                click.echo(f"error: {note}", err=True)
+            else:
+                warn(note)
+    return report, fetch_report
+
+
+@cli.command()
+@click.option("--offline", is_flag=True, help="Do not fetch; build from the items already stored.")
+@click.option("--force", is_flag=True, help="Regenerate drafts, replacing hand edits and approved drafts.")
+@click.argument("slugs", nargs=-1)
+@click.pass_obj
+@handle_errors
+def build(obj: Context, offline: bool, force: bool, slugs: tuple[str, ...]) -> None:
+    """Write review-ready drafts to output/ from templates/guides/ and stored news.
+
+    Fetches feeds first unless --offline (a failed fetch only warns). Reviewer edits are merged,
+    never lost; a conflict leaves the draft untouched and exits 1.
+
+    Example:
+
+        pipeline build --offline wechat-encryption
+    """
+    report, _ = _run_build(obj, offline=offline, force=force, only=slugs, regions_only=False, quiet=False)
+    counts = ", ".join(f"{report.count(o)} {o}" for o in ("created", "updated", "unchanged", "kept", "conflict", "error")
+                       if report.count(o))
+    click.echo(f"built {len(report.drafts)} drafts in {obj.settings.output_dir}: {counts or 'nothing to do'}")
+    if report.failed:
+        raise click.ClickException(f"{len(report.failed)} draft(s) could not be built; see the errors above")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Replace hand-edited Further Reading and context regions too.")
+@click.pass_obj
+@handle_errors
+def refresh(obj: Context, force: bool) -> None:
+    """Fetch feeds and update only the Further Reading parts of existing drafts (for cron).
+
+    Quiet unless something needs a person. Exit status: 0 done (some feeds may have failed, with
+    warnings); 1 nothing could be fetched or a draft could not be written. When another run holds
+    the lock it waits briefly, then exits 0 saying so.
+
+    Example:
+
+        pipeline refresh          # crontab: */30 * * * * cd /srv/guides && .venv/bin/pipeline refresh
+    """
+    try:
+        report, fetch_report = _run_build(obj, offline=False, force=force, only=(), regions_only=True, quiet=True)
+    except LockHeld as exc:
+        click.echo(f"refresh skipped: {exc.message}", err=True)
+        return
+    if report.failed:
+        raise click.ClickException(f"{len(report.failed)} draft(s) could not be refreshed; see the errors above")
+    if fetch_report is not None and fetch_report.feeds and not fetch_report.succeeded and fetch_report.failed:
+        raise click.ClickException("no feed could be fetched; drafts were refreshed from stored items")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+@handle_errors
+def sources(obj: Context, as_json: bool) -> None:
+    """Show each feed's health: last success, status, items stored, failures in a row, last error.
+
+    Example:
+
+        pipeline sources
+    """
+    feeds = load_feeds(obj.settings.sources_path)
+    states = obj.store.feed_states()
+    rows = []
+    for feed in feeds:
+        state = states.get(feed.url)
+        rows.append({
+            "publisher": feed.publisher or "",
+            "url": feed.url,
+            "last_success": state.last_success.strftime("%Y-%m-%d %H:%M") if state and state.last_success else None,
+            "last_status": state.last_status if state else None,
+            "items": state.items_stored if state else 0,
+            "failures": state.consecutive_failures if state else 0,
+            "retry_after": state.retry_after.strftime("%Y-%m-%d %H:%M") if state and state.retry_after else None,
+            "last_error": state.last_error if state else None,
+        })
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    header = f"{'':2}{'PUBLISHER':<22} {'LAST SUCCESS':<16} {'STATUS':<6} {'ITEMS':>5} {'FAILS':>5}  URL / LAST ERROR"
+    click.echo(header)
+    for row in rows:
+        failing = row["failures"] > 0
+        mark = click.style("!!", fg="red", bold=True) if failing else "  "
+        line = (f"{mark}{row['publisher'][:22]:<22} {row['last_success'] or 'never':<16} "
+                f"{row['last_status'] or '-':<6} {row['items']:>5} {row['failures']:>5}  {row['url']}")
+        click.echo(click.style(line, fg="red") if failing else line)
+        if failing:
+            retry = f" (next try after {row['retry_after']} UTC)" if row["retry_after"] else ""
+            click.echo(click.style(f"{'':60}last error: {row['last_error']}{retry}", fg="red"))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("status", type=click.Choice(["draft", "in-review", "approved"]))
+@click.pass_obj
+@handle_errors
+def status(obj: Context, path: Path, status: str) -> None:
+    """Set a draft's review status: draft -> in-review -> approved.
+
+    Example:
+
+        pipeline status output/wechat-encryption.md approved
+    """
+    from .build import set_status
+
+    changed = set_status(path, status)
+    click.echo(f"{path}: status {status}" + ("" if changed else " (unchanged)"))
+
+
+def main() -> None:
+    cli(prog_name="pipeline")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Project settings and sources/feeds.toml, read once into typed records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+from .models import Feed
+
+FEED_KEYS = {"url", "publisher", "tags"}
+TOOL_KEYS = {"model", "max_concurrency", "per_host_concurrency", "timeout", "max_body_bytes"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where everything lives and how the run behaves; passed down, never global."""
+
+    root: Path
+    model: str | None = None  # LangChain "provider:model"; None means no AI assistance
+    max_concurrency: int = 16  # feeds fetched at once
+    per_host_concurrency: int = 2  # politeness: requests at once to one host
+    timeout: float = 10.0  # seconds for connect and for each read
+    max_body_bytes: int = 10 * 1024 * 1024  # compressed and decompressed body cap per feed
+
+    @property
+    def sources_path(self) -> Path:
+        return self.root / "sources" / "feeds.toml"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def guides_dir(self) -> Path:
+        return self.root / "templates" / "guides"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / "pipeline.sqlite3"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".pipeline.lock"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` holding sources/ or pyproject.toml."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "sources").is_dir() or (folder / "pyproject.toml").is_file():
+            return folder
+    return here
+
+
+def load_settings(root: Path | None = None) -> Settings:
+    """Read [tool.pipeline] from pyproject.toml, then let PIPELINE_* variables override it."""
+    root = find_root(root)
+    table: dict[str, object] = {}
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(pyproject, f"not valid TOML ({exc}); fix the syntax") from exc
+        raw = data.get("tool", {}).get("pipeline", {})
+        if not isinstance(raw, dict):
+            raise ConfigError(pyproject, "[tool.pipeline] must be a table")
+        unknown = sorted(set(raw) - TOOL_KEYS)
+        if unknown:
+            raise ConfigError(
+                pyproject,
+                f"unknown key {unknown[0]!r} in [tool.pipeline]; allowed: {', '.join(sorted(TOOL_KEYS))}",
+            )
+        table = raw
+    model = os.environ.get("PIPELINE_MODEL", table.get("model")) or None
+    try:
+        return Settings(
+            root=root,
+            model=str(model) if model else None,
+            max_concurrency=int(table.get("max_concurrency", 16)),  # type: ignore[arg-type]
+            per_host_concurrency=int(table.get("per_host_concurrency", 2)),  # type: ignore[arg-type]
+            timeout=float(table.get("timeout", 10.0)),  # type: ignore[arg-type]
+            max_body_bytes=int(table.get("max_body_bytes", 10 * 1024 * 1024)),  # type: ignore[arg-type]
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(pyproject, f"[tool.pipeline] has a value of the wrong type ({exc})") from exc
+
+
+def now_utc() -> dt.datetime:
+    """The current time, or SOURCE_DATE_EPOCH when set, for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc)
+        except ValueError as exc:
+            raise ConfigError("SOURCE_DATE_EPOCH", f"must be whole seconds since 1970, not {epoch!r}") from exc
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def load_feeds(path: Path) -> list[Feed]:
+    """Parse sources/feeds.toml; any mistake stops with one line naming the file and the fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(path, "not found; create it with [[feeds]] tables (see README)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot be read ({exc})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, f"not valid TOML: {exc}") from exc
+
+    unknown_top = sorted(set(data) - {"feeds"})
+    if unknown_top:
+        raise ConfigError(path, f"unknown top-level key {unknown_top[0]!r}; only [[feeds]] tables belong here")
+    tables = data.get("feeds", [])
+    if not isinstance(tables, list):
+        raise ConfigError(path, "'feeds' must be written as [[feeds]] tables")
+
+    feeds: list[Feed] = []
+    seen: set[str] = set()
+    for number, table in enumerate(tables, start=1):
+        where = f"feed #{number}"
+        if not isinstance(table, dict):
+            raise ConfigError(path, f"{where} must be a [[feeds]] table")
+        url = table.get("url")
+        if isinstance(url, str):
+            where = f"feed #{number} ({url})"
+        unknown = sorted(set(table) - FEED_KEYS)
+        if unknown:
+            raise ConfigError(
+                path, f"{where}: unknown key {unknown[0]!r}; allowed keys are url, publisher, tags"
+            )
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigError(path, f"{where}: missing 'url'; add url = \"https://...\"")
+        url = url.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(path, f"{where}: url must start with http:// or https://")
+        if url in seen:
+            raise ConfigError(path, f"{where}: duplicate url; remove one of the two entries")
+        seen.add(url)
+        publisher = table.get("publisher")
+        if publisher is not None and (not isinstance(publisher, str) or not publisher.strip()):
+            raise ConfigError(path, f"{where}: 'publisher' must be a non-empty string")
+        tags = table.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise ConfigError(path, f"{where}: 'tags' must be a list of strings, e.g. tags = [\"visa\"]")
+        feeds.append(
+            Feed(
+                url=url,
+                publisher=publisher.strip() if publisher else None,
+                tags=tuple(t.strip().lower() for t in tags if t.strip()),
+            )
+        )
+    return feeds

@@ -1,0 +1,182 @@
+"""Draft files on disk: compose and split them, find managed regions, write atomically.
+
+A draft is YAML front matter between '---' lines, then Markdown. Managed regions sit between
+`<!-- pipeline:begin NAME -->` and `<!-- pipeline:end NAME -->`; everything else belongs to reviewers
+once the draft exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import DraftError
+
+TEMP_PREFIX = ".pipeline-"
+TEMP_SUFFIX = ".tmp"
+_REGION = re.compile(
+    r"^<!-- pipeline:begin (?P<name>[a-z][a-z0-9-]*) -->\n(?P<content>.*?)\n?^<!-- pipeline:end (?P=name) -->$",
+    re.MULTILINE | re.DOTALL,
+)
+_MARKER = re.compile(r"<!-- pipeline:(begin|end) ([a-z][a-z0-9-]*) -->")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style YAML that Hugo and Jekyll read; lists indented under their key."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def dump_yaml(data: dict[str, object]) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=4096)
+
+
+def compose_draft_text(front_matter: dict[str, object], body: str) -> str:
+    return f"---\n{dump_yaml(front_matter)}---\n\n{body}"
+
+
+@dataclass(frozen=True)
+class DraftFile:
+    """A draft as read back from disk."""
+
+    path: Path
+    text: str
+    front_matter_text: str  # the YAML between the '---' lines, byte for byte
+    front_matter: dict[str, object]
+    body: str  # everything after the closing '---' line and one blank line
+
+    @property
+    def regions(self) -> dict[str, str]:
+        return find_regions(self.body)
+
+
+def split_draft(path: Path, text: str) -> DraftFile:
+    """Split a draft into front matter and body; a broken front matter is a DraftError with its line."""
+    if not text.startswith("---\n"):
+        raise DraftError(path, "does not start with '---' front matter", 1)
+    end = text.find("\n---\n", 3)
+    if end < 0:
+        raise DraftError(path, "front matter is not closed by a '---' line", 1)
+    fm_text = text[4 : end + 1]
+    try:
+        data = yaml.safe_load(fm_text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DraftError(path, f"front matter is not valid YAML ({getattr(exc, 'problem', exc)})",
+                         mark.line + 2 if mark else 2) from exc
+    if not isinstance(data, dict):
+        raise DraftError(path, "front matter must be a YAML mapping", 2)
+    body = text[end + 5 :]
+    if body.startswith("\n"):
+        body = body[1:]
+    return DraftFile(path=path, text=text, front_matter_text=fm_text, front_matter=data, body=body)
+
+
+def read_draft(path: Path) -> DraftFile | None:
+    """The draft on disk, or None when there is none yet."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DraftError(path, f"cannot be read ({exc})") from exc
+    return split_draft(path, text)
+
+
+def find_regions(body: str) -> dict[str, str]:
+    return {m.group("name"): m.group("content") for m in _REGION.finditer(body)}
+
+
+def marker_problems(body: str) -> list[tuple[int, str]]:
+    """(line, message) for markers that are unbalanced, nested, repeated or out of order."""
+    problems: list[tuple[int, str]] = []
+    open_name: str | None = None
+    seen: set[str] = set()
+    for match in _MARKER.finditer(body):
+        line = body.count("\n", 0, match.start()) + 1
+        kind, name = match.groups()
+        if kind == "begin":
+            if open_name:
+                problems.append((line, f"region {name!r} begins inside region {open_name!r}"))
+            elif name in seen:
+                problems.append((line, f"region {name!r} appears twice"))
+            open_name = name
+            seen.add(name)
+        else:
+            if open_name != name:
+                problems.append((line, f"end of region {name!r} without its begin marker"))
+            open_name = None
+    if open_name:
+        problems.append((body.count("\n") + 1, f"region {open_name!r} is never closed"))
+    return problems
+
+
+def replace_region(body: str, name: str, content: str) -> str:
+    """The body with one region's content replaced; the markers and all else stay byte for byte."""
+    def swap(match: re.Match[str]) -> str:
+        if match.group("name") != name:
+            return match.group(0)
+        return f"<!-- pipeline:begin {name} -->\n{content}\n<!-- pipeline:end {name} -->"
+
+    return _REGION.sub(swap, body)
+
+
+def blank_regions(body: str) -> str:
+    """The body with every region emptied: what reviewers own, for merging."""
+    return _REGION.sub(lambda m: f"<!-- pipeline:begin {m.group('name')} -->\n<!-- pipeline:end {m.group('name')} -->", body)
+
+
+def fill_regions(skeleton: str, regions: dict[str, str]) -> str:
+    for name, content in regions.items():
+        skeleton = replace_region(skeleton, name, content)
+    return skeleton
+
+
+def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
+    """Replace one top-level key's YAML block (or append it), leaving every other byte alone."""
+    block = dump_yaml({key: value})
+    lines = fm_text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if re.match(rf"{re.escape(key)}\s*:", line)), None)
+    if start is None:
+        return fm_text + block
+    end = start + 1
+    while end < len(lines) and (lines[end].startswith((" ", "\t", "-")) or not lines[end].strip()):
+        end += 1
+    return "".join(lines[:start]) + block + "".join(lines[end:])
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temp file in the same folder and rename: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Temp files a killed run left behind; they never replaced a draft, so they can go."""
+    removed = 0
+    for temp in folder.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        try:
+            temp.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed

@@ -1,0 +1,191 @@
+"""Feed bytes -> Items: headline, source, date and link, cleaned of everything a feed gets wrong.
+
+Pure: no network, no files. Feed text is untrusted and comes out as plain one-line strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import feedparser
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+from .errors import FeedError
+from .models import Feed, Item
+
+# Query parameters that only track the reader; dropping them makes one story one link.
+TRACKING_PARAMS = {
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+    "mc_cid", "mc_eid", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id",
+    "wickedid", "rb_clickid", "s_cid", "ncid", "cmpid", "ito", "at_medium", "at_campaign",
+}
+TRACKING_PREFIXES = ("utm_", "at_custom", "hsa_", "pk_", "mtm_")
+
+_SPACE = re.compile(r"\s+")
+_LOOKS_LIKE_MARKUP = re.compile(r"<[A-Za-z/!]|&(#\d+|#x[0-9A-Fa-f]+|[A-Za-z]+);")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What one feed document yielded."""
+
+    items: tuple[Item, ...]
+    skipped: int  # entries dropped (no usable link, no headline)
+    title: str | None  # the feed's own title
+    warning: str | None = None  # feedparser's complaint about a feed it could still read
+
+
+def plain_text(fragment: str) -> str:
+    """Strip HTML and decode entities (twice at most: feeds often escape HTML twice), one line."""
+    text = fragment
+    for _ in range(2):
+        if not _LOOKS_LIKE_MARKUP.search(text):
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+            soup = BeautifulSoup(text, "html.parser")
+            for tag in soup.find_all(["br", "p", "div", "li"]):
+                tag.insert_before(" ")  # block breaks separate words; inline tags do not
+            text = soup.get_text()
+    return _SPACE.sub(" ", text).strip()
+
+
+def strip_publisher_suffix(headline: str, publisher: str | None) -> str:
+    """Google News appends ' - Publisher' to titles; drop it when it names the item's <source>."""
+    if publisher:
+        for dash in (" - ", " – ", " — ", " | "):
+            suffix = f"{dash}{publisher}"
+            if headline.endswith(suffix) and len(headline) > len(suffix):
+                return headline[: -len(suffix)].rstrip()
+    return headline
+
+
+def canonical_link(link: str, base: str | None = None) -> str | None:
+    """Absolute http(s) URL without tracking parameters or fragment; None for anything else."""
+    link = _SPACE.sub("", link or "")
+    if not link:
+        return None
+    if base:
+        link = urljoin(base, link)
+    try:
+        parts = urlsplit(link)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    if parts.username or parts.password:
+        return None  # credentials in a feed link are a trick, not a story
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key.lower() not in TRACKING_PARAMS and not key.lower().startswith(TRACKING_PREFIXES)
+    ]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
+
+
+def publisher_local_date(entry: Any) -> dt.date | None:
+    """The publication date in the publisher's own UTC offset, as the feed states it."""
+    for key in ("published", "updated", "created", "date"):
+        raw = entry.get(key)
+        if not raw or not isinstance(raw, str):
+            continue
+        parsed = _parse_stated_date(raw.strip())
+        if parsed is not None:
+            return parsed
+        # A format we cannot read with its offset: feedparser's UTC reading is the next best.
+        struct = entry.get(f"{key}_parsed")
+        if struct:
+            try:
+                return dt.date(struct.tm_year, struct.tm_mon, struct.tm_mday)
+            except ValueError:
+                continue
+    return None
+
+
+def _parse_stated_date(raw: str) -> dt.date | None:
+    try:
+        stamp = email.utils.parsedate_to_datetime(raw)
+        if stamp is not None:
+            return stamp.date()
+    except (TypeError, ValueError, IndexError):
+        pass
+    iso = raw.replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        return dt.datetime.fromisoformat(iso).date()
+    except ValueError:
+        pass
+    try:
+        return dt.date.fromisoformat(raw[:10])
+    except ValueError:
+        return None
+
+
+def extract_items(
+    feed: Feed, body: bytes, headers: dict[str, str] | None = None, base_url: str | None = None
+) -> Extraction:
+    """Parse one feed document (with its response headers, so a declared charset is honoured)."""
+    base_url = base_url or feed.url
+    response_headers = {key.lower(): value for key, value in (headers or {}).items()}
+    response_headers.setdefault("content-location", base_url)
+    # feedparser would follow a string that looks like a URL or a path; bytes are always data.
+    parsed = feedparser.parse(bytes(body), response_headers=response_headers, resolve_relative_uris=True,
+                              sanitize_html=True)
+    feed_title = plain_text(parsed.feed.get("title", "")) or None
+    if not parsed.entries:
+        if parsed.get("bozo") and not parsed.get("version"):
+            reason = parsed.get("bozo_exception")
+            raise FeedError(feed.url, f"not a readable RSS or Atom feed ({_short(reason)})")
+        if not parsed.get("version"):
+            raise FeedError(feed.url, "the response is not an RSS or Atom feed")
+    items: list[Item] = []
+    skipped = 0
+    for entry in parsed.entries:
+        item = _entry_item(feed, entry, feed_title, base_url)
+        if item is None:
+            skipped += 1
+        else:
+            items.append(item)
+    warning = None
+    if parsed.get("bozo") and parsed.entries:
+        warning = f"feed is not well-formed, read what could be read ({_short(parsed.get('bozo_exception'))})"
+    return Extraction(items=tuple(items), skipped=skipped, title=feed_title, warning=warning)
+
+
+def _entry_item(feed: Feed, entry: Any, feed_title: str | None, base_url: str) -> Item | None:
+    entry_source = entry.get("source") or {}
+    source_title = plain_text(entry_source.get("title", "")) if hasattr(entry_source, "get") else ""
+    headline = strip_publisher_suffix(plain_text(entry.get("title", "")), source_title or None)
+    if not headline:
+        return None
+    link = canonical_link(entry.get("link", ""), base_url)
+    if link is None:
+        return None
+    source = feed.publisher or source_title or feed_title or (urlsplit(feed.url).hostname or feed.url)
+    guid = (entry.get("id") or "").strip() or link or hashlib.sha1(headline.encode()).hexdigest()
+    return Item(
+        feed_url=feed.url,
+        guid=guid[:2000],
+        headline=headline[:500],
+        source=source[:200],
+        date=publisher_local_date(entry),
+        url=link,
+    )
+
+
+def _short(reason: object) -> str:
+    text = _SPACE.sub(" ", str(reason or "unknown error")).strip()
+    return text[:160]

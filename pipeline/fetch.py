@@ -1,0 +1,193 @@
+"""Conditional GETs of many feeds at once, with every limit a long-running cron job needs.
+
+Only network I/O lives here: bytes and headers come out, parsing happens in `extract`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Callable, Sequence
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from . import __version__
+from .models import Feed, FeedState, FetchResult
+
+USER_AGENT = f"expat-guide-pipeline/{__version__} (feed reader for editors; conditional GET)"
+MAX_REDIRECTS = 5
+REDIRECTS = {301, 302, 303, 307, 308}
+PERMANENT = {301, 308}
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
+)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class _Decoder:
+    """gzip/deflate decoding with a cap on output, so a small bomb cannot fill memory."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self.zlib = None
+        elif encoding in ("gzip", "x-gzip"):
+            self.zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self.zlib = zlib.decompressobj()
+        else:
+            raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.zlib is None:
+            out = chunk
+        else:
+            # Ask for at most one byte past the cap: enough to know the cap was passed.
+            out = self.zlib.decompress(chunk, self.limit - self.size + 1)
+            if self.zlib.unconsumed_tail:
+                raise BodyTooLarge
+        self.size += len(out)
+        if self.size > self.limit:
+            raise BodyTooLarge
+        return out
+
+
+def conditional_headers(state: FeedState | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if state and state.etag:
+        headers["If-None-Match"] = state.etag
+    if state and state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    return headers
+
+
+async def fetch_one(
+    client: httpx.AsyncClient, feed: Feed, state: FeedState | None, max_body_bytes: int
+) -> FetchResult:
+    """GET one feed, following at most MAX_REDIRECTS redirects; never raises for network trouble."""
+    url = feed.url
+    permanent: str | None = None
+    all_permanent = True
+    headers = conditional_headers(state)
+    try:
+        for _hop in range(MAX_REDIRECTS + 1):
+            async with client.stream("GET", url, headers=headers) as response:
+                if response.status_code in REDIRECTS and "location" in response.headers:
+                    target = urljoin(url, response.headers["location"])
+                    if urlsplit(target).scheme not in ("http", "https"):
+                        return FetchResult(feed, response.status_code, error=f"redirect to a non-http URL {target!r}")
+                    all_permanent = all_permanent and response.status_code in PERMANENT
+                    if all_permanent:
+                        permanent = target
+                    url = target
+                    continue
+                response_headers = tuple((k.lower(), v) for k, v in response.headers.items())
+                if response.status_code == 304:
+                    return FetchResult(feed, 304, headers=response_headers, final_url=url,
+                                       permanent_redirect=permanent)
+                if response.status_code != 200:
+                    return FetchResult(
+                        feed, response.status_code, headers=response_headers, final_url=url,
+                        permanent_redirect=permanent, error=_status_reason(response),
+                    )
+                body = await _read_capped(response, max_body_bytes)
+                return FetchResult(feed, 200, body=body, headers=response_headers, final_url=url,
+                                   permanent_redirect=permanent)
+        return FetchResult(feed, None, error=f"more than {MAX_REDIRECTS} redirects (a redirect loop?)")
+    except BodyTooLarge:
+        return FetchResult(feed, 200, error=f"body larger than {max_body_bytes // (1024 * 1024)} MiB; skipped")
+    except ValueError as exc:  # unsupported Content-Encoding
+        return FetchResult(feed, None, error=str(exc))
+    except zlib.error as exc:
+        return FetchResult(feed, None, error=f"corrupt compressed body ({exc})")
+    except httpx.ConnectTimeout:
+        return FetchResult(feed, None, error="no connection within the connect timeout")
+    except httpx.ReadTimeout:
+        return FetchResult(feed, None, error="the server stopped answering (read timeout)")
+    except httpx.TimeoutException:
+        return FetchResult(feed, None, error="timed out")
+    except httpx.ConnectError as exc:
+        return FetchResult(feed, None, error=f"cannot connect ({_short(exc) or 'connection refused'})")
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        return FetchResult(feed, None, error=f"the connection broke off ({_short(exc) or 'reset by peer'})")
+    except httpx.HTTPError as exc:
+        return FetchResult(feed, None, error=f"{type(exc).__name__}: {_short(exc)}")
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise BodyTooLarge
+    decoder = _Decoder(response.headers.get("content-encoding", ""), limit)
+    received = 0
+    chunks: list[bytes] = []
+    async for raw in response.aiter_raw():
+        received += len(raw)
+        if received > limit:
+            raise BodyTooLarge
+        chunks.append(decoder.feed(raw))
+    return b"".join(chunks)
+
+
+def _status_reason(response: httpx.Response) -> str:
+    code = response.status_code
+    phrase = response.reason_phrase or ""
+    if code == 410:
+        return f"HTTP 410 {phrase}: the feed is gone for good; remove it from sources/feeds.toml".replace("  ", " ")
+    if code == 404:
+        return f"HTTP 404 {phrase}: check the url in sources/feeds.toml".replace("  ", " ")
+    return f"HTTP {code} {phrase}".strip()
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:160]
+
+
+async def fetch_feeds(
+    feeds: Sequence[Feed],
+    states: dict[str, FeedState],
+    *,
+    timeout: float = 10.0,
+    max_concurrency: int = 16,
+    per_host_concurrency: int = 2,
+    max_body_bytes: int = 10 * 1024 * 1024,
+    on_result: Callable[[FetchResult], None] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[FetchResult]:
+    """Fetch all feeds concurrently (bounded overall and per host); results in the feeds' order."""
+    overall = asyncio.Semaphore(max(1, max_concurrency))
+    per_host: dict[str, asyncio.Semaphore] = {}
+    # A slow drip never trips the per-read timeout; this deadline bounds each feed as a whole.
+    deadline = timeout * 3
+
+    limits = httpx.Limits(max_connections=max(1, max_concurrency), max_keepalive_connections=max_concurrency)
+    async with httpx.AsyncClient(
+        headers={"User-Agent": USER_AGENT, "Accept": FEED_ACCEPT, "Accept-Encoding": "gzip, deflate"},
+        timeout=httpx.Timeout(timeout, connect=timeout, pool=None),
+        follow_redirects=False,
+        limits=limits,
+        transport=transport,
+    ) as client:
+
+        async def guarded(feed: Feed) -> FetchResult:
+            host = urlsplit(feed.url).hostname or ""
+            host_lock = per_host.setdefault(host, asyncio.Semaphore(max(1, per_host_concurrency)))
+            async with overall, host_lock:
+                try:
+                    result = await asyncio.wait_for(
+                        fetch_one(client, feed, states.get(feed.url), max_body_bytes), deadline
+                    )
+                except asyncio.TimeoutError:
+                    result = FetchResult(feed, None, error=f"no complete answer within {deadline:g} s")
+            if on_result:
+                on_result(result)
+            return result
+
+        return list(await asyncio.gather(*(guarded(feed) for feed in feeds)))

@@ -1,0 +1,42 @@
+"""One pipeline run at a time per project: an advisory lock file (fcntl), released on exit or crash."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import LockHeld
+
+
+@contextmanager
+def project_lock(path: Path, wait_seconds: float = 10.0) -> Iterator[None]:
+    """Hold the lock for the block; wait up to `wait_seconds`, then raise LockHeld.
+
+    The kernel drops the lock when the process dies, so a killed run never leaves it stuck.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                    raise LockHeld(f"another pipeline run holds {path} (pid {holder}); try again later") from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

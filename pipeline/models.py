@@ -1,0 +1,139 @@
+"""The records passed between stages: one frozen type per stage, no loose dicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One entry of sources/feeds.toml."""
+
+    url: str  # where the feed is fetched from
+    publisher: str | None = None  # display name that wins over what the feed says
+    tags: tuple[str, ...] = ()  # topics; a guide sharing a tag finds this feed's items more relevant
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the store remembers about a feed between runs."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: dt.datetime | None = None
+    last_success: dt.datetime | None = None
+    last_status: str | None = None  # "200", "304", "error", ...
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    retry_after: dt.datetime | None = None  # backoff: not fetched before this time
+    items_stored: int = 0
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The outcome of one conditional GET."""
+
+    feed: Feed
+    status: int | None  # HTTP status, None when no response arrived
+    body: bytes | None = None  # decoded body for a 200, None otherwise
+    headers: tuple[tuple[str, str], ...] = ()  # response headers, lower-case names
+    final_url: str | None = None  # after redirects
+    permanent_redirect: str | None = None  # a 301/308 target that should replace the configured URL
+    error: str | None = None  # plain reason when the fetch failed
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name.lower():
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One news entry as extracted from a feed; what Further Reading lists."""
+
+    feed_url: str  # the configured feed it came from
+    guid: str  # stable id within the feed (guid/id, else link, else headline hash)
+    headline: str  # plain text, one line
+    source: str  # publisher shown to readers
+    date: dt.date | None  # publication date in the publisher's own UTC offset
+    url: str  # canonical absolute http(s) link, tracking parameters removed
+    first_seen: dt.datetime | None = None  # when this pipeline first stored it (UTC)
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "headline": self.headline,
+            "source": self.source,
+            "date": self.date.isoformat() if self.date else None,
+            "url": self.url,
+            "feed": self.feed_url,
+            "guid": self.guid,
+            "first_seen": self.first_seen.isoformat() if self.first_seen else None,
+        }
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    question: str
+    answer: str  # Markdown written by an editor
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    body: str  # Markdown written by an editor
+
+
+@dataclass(frozen=True)
+class Guide:
+    """One templates/guides/<slug>.md: the long-lived part of an article."""
+
+    slug: str
+    path: Path
+    title: str
+    description: str = ""
+    audience: str = ""
+    keywords: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    further_reading_count: int = 3
+    max_age_days: int = 30
+    intro: str = ""
+    sections: tuple[Section, ...] = ()
+    faq: tuple[FaqEntry, ...] = ()
+    conclusion: str = ""
+    checklist: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A rendered article for output/<slug>.md, before it meets the file on disk."""
+
+    slug: str
+    path: Path
+    front_matter: dict[str, object]  # emitted as YAML; order is kept
+    body: str  # Markdown after the front matter, managed-region markers included
+    regions: dict[str, str] = field(default_factory=dict)  # managed region name -> content
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of `pipeline check`."""
+
+    path: Path
+    line: int
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.rule}: {self.message}"

@@ -1,0 +1,84 @@
+"""Items + Guide -> the guide's Further Reading: recent, relevant, varied, never duplicated."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from .models import Guide, Item
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def headline_key(headline: str) -> str:
+    """The headline up to case and punctuation: two items with the same key are one story."""
+    folded = unicodedata.normalize("NFKC", headline).casefold()
+    return " ".join(_WORD.findall(folded))
+
+
+def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
+    """How strongly an item matches the guide: keyword hits in the headline, plus shared feed tags."""
+    words = f" {headline_key(item.headline)} "
+    score = 0
+    for keyword in guide.keywords:
+        key = headline_key(keyword)
+        if key and f" {key} " in words:
+            score += 2
+    if set(feed_tags) & set(guide.tags):
+        score += 1
+    return score
+
+
+def select_further_reading(
+    items: Iterable[Item],
+    guide: Guide,
+    today: dt.date,
+    feed_tags: dict[str, tuple[str, ...]] | None = None,
+) -> list[Item]:
+    """Up to guide.further_reading_count items, most relevant then newest, one per publisher if possible.
+
+    Items must be dated within the guide's maximum age and not after `today`, and match the guide
+    by at least one keyword or feed tag.
+    """
+    feed_tags = feed_tags or {}
+    oldest = today - dt.timedelta(days=guide.max_age_days)
+    candidates = [i for i in items if i.date is not None and oldest <= i.date <= today]
+
+    # One story carried by several feeds under one canonical link: keep the earliest-dated copy.
+    by_link: dict[str, Item] = {}
+    for item in sorted(candidates, key=lambda i: (i.date, i.feed_url, i.guid)):
+        by_link.setdefault(item.url, item)
+
+    scored = [(relevance(i, guide, feed_tags.get(i.feed_url, ())), i) for i in by_link.values()]
+    ranked = sorted(
+        ((score, item) for score, item in scored if score > 0),
+        key=lambda pair: (-pair[0], -pair[1].date.toordinal(), headline_key(pair[1].headline), pair[1].url),  # type: ignore[union-attr]
+    )
+
+    unique: list[Item] = []
+    seen_headlines: set[str] = set()
+    for _score, item in ranked:
+        key = headline_key(item.headline)
+        if key in seen_headlines:
+            continue
+        seen_headlines.add(key)
+        unique.append(item)
+
+    count = guide.further_reading_count
+    chosen: list[Item] = []
+    publishers: set[str] = set()
+    for item in unique:  # first pass: one item per publisher
+        if len(chosen) == count:
+            break
+        if item.source.casefold() not in publishers:
+            chosen.append(item)
+            publishers.add(item.source.casefold())
+    for item in unique:  # then fill up when there are not enough publishers
+        if len(chosen) == count:
+            break
+        if item not in chosen:
+            chosen.append(item)
+    order = {id(item): rank for rank, item in enumerate(unique)}
+    return sorted(chosen, key=lambda i: order[id(i)])

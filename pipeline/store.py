@@ -1,0 +1,257 @@
+"""The SQLite store: feed state, items, what was last generated per draft, model cache.
+
+Every SQL statement of the project lives here. sqlite3 errors become StoreError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import StoreError
+from .models import FeedState, Item
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feeds (
+    url TEXT PRIMARY KEY,
+    etag TEXT,
+    last_modified TEXT,
+    last_attempt TEXT,
+    last_success TEXT,
+    last_status TEXT,
+    last_error TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    retry_after TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    feed_url TEXT NOT NULL,
+    guid TEXT NOT NULL,
+    headline TEXT NOT NULL,
+    source TEXT NOT NULL,
+    date TEXT,
+    url TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (feed_url, guid)
+);
+CREATE INDEX IF NOT EXISTS items_by_date ON items (date);
+CREATE TABLE IF NOT EXISTS generated (
+    slug TEXT NOT NULL,
+    part TEXT NOT NULL,      -- a managed region name, or '*' for the whole generated text
+    content TEXT NOT NULL,
+    PRIMARY KEY (slug, part)
+);
+CREATE TABLE IF NOT EXISTS model_cache (
+    key TEXT PRIMARY KEY,    -- hash of model and prompt
+    model TEXT NOT NULL,
+    response TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+"""
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _parse_dt(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+class Store:
+    """One open connection to the project's SQLite file; use as a context manager."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else path
+        try:
+            # isolation_level=None: we open transactions ourselves, so each write is one unit.
+            self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the item store ({exc}); delete it to start afresh") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: write failed ({exc})") from exc
+
+    def _query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        try:
+            cursor = self.db.execute(sql, tuple(params))
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: read failed ({exc})") from exc
+
+    # -- feeds -------------------------------------------------------------------------------
+
+    def feed_state(self, url: str) -> FeedState:
+        rows = self._query(
+            """SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_url = f.url) AS items_stored
+               FROM feeds f WHERE url = ?""",
+            (url,),
+        )
+        if not rows:
+            return FeedState(url=url)
+        return _feed_state(rows[0])
+
+    def feed_states(self) -> dict[str, FeedState]:
+        rows = self._query(
+            """SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_url = f.url) AS items_stored
+               FROM feeds f"""
+        )
+        return {row["url"]: _feed_state(row) for row in rows}
+
+    def save_feed_state(self, state: FeedState) -> None:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO feeds (url, etag, last_modified, last_attempt, last_success, last_status,
+                                      last_error, consecutive_failures, retry_after)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET
+                     etag = excluded.etag, last_modified = excluded.last_modified,
+                     last_attempt = excluded.last_attempt, last_success = excluded.last_success,
+                     last_status = excluded.last_status, last_error = excluded.last_error,
+                     consecutive_failures = excluded.consecutive_failures,
+                     retry_after = excluded.retry_after""",
+                (
+                    state.url,
+                    state.etag,
+                    state.last_modified,
+                    _iso(state.last_attempt),
+                    _iso(state.last_success),
+                    state.last_status,
+                    state.last_error,
+                    state.consecutive_failures,
+                    _iso(state.retry_after),
+                ),
+            )
+
+    def rename_feed(self, old_url: str, new_url: str) -> None:
+        """Carry state and items over when a feed moved permanently."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM feeds WHERE url = ?", (new_url,))
+            db.execute("UPDATE feeds SET url = ? WHERE url = ?", (new_url, old_url))
+            db.execute("UPDATE OR IGNORE items SET feed_url = ? WHERE feed_url = ?", (new_url, old_url))
+
+    # -- items -------------------------------------------------------------------------------
+
+    def save_items(self, items: Iterable[Item], seen_at: dt.datetime) -> int:
+        """Insert new items and refresh known ones; first_seen never moves. Returns how many are new."""
+        new = 0
+        with self.transaction() as db:
+            for item in items:
+                cursor = db.execute(
+                    """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (feed_url, guid) DO UPDATE SET
+                         headline = excluded.headline, source = excluded.source,
+                         date = excluded.date, url = excluded.url
+                       RETURNING first_seen = ? AS inserted""",
+                    (
+                        item.feed_url,
+                        item.guid,
+                        item.headline,
+                        item.source,
+                        item.date.isoformat() if item.date else None,
+                        item.url,
+                        seen_at.isoformat(),
+                        seen_at.isoformat(),
+                    ),
+                )
+                row = cursor.fetchone()
+                new += int(bool(row and row[0]))
+        return new
+
+    def items(self, since: dt.date | None = None, feeds: Iterable[str] | None = None) -> list[Item]:
+        """Stored items, newest first; undated items last."""
+        sql = "SELECT * FROM items"
+        clauses: list[str] = []
+        params: list[object] = []
+        if since is not None:
+            clauses.append("date >= ?")
+            params.append(since.isoformat())
+        if feeds is not None:
+            urls = list(feeds)
+            clauses.append(f"feed_url IN ({','.join('?' * len(urls))})")
+            params.extend(urls)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY date IS NULL, date DESC, feed_url, guid"
+        return [_item(row) for row in self._query(sql, params)]
+
+    # -- what was last generated, per draft ----------------------------------------------------
+
+    def generated(self, slug: str) -> dict[str, str]:
+        rows = self._query("SELECT part, content FROM generated WHERE slug = ?", (slug,))
+        return {row["part"]: row["content"] for row in rows}
+
+    def save_generated(self, slug: str, parts: dict[str, str]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                """INSERT INTO generated (slug, part, content) VALUES (?, ?, ?)
+                   ON CONFLICT (slug, part) DO UPDATE SET content = excluded.content""",
+                [(slug, part, content) for part, content in parts.items()],
+            )
+
+    # -- model response cache ----------------------------------------------------------------
+
+    def cached_response(self, key: str) -> str | None:
+        rows = self._query("SELECT response FROM model_cache WHERE key = ?", (key,))
+        return rows[0]["response"] if rows else None
+
+    def cache_response(self, key: str, model: str, response: str, created: dt.datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO model_cache (key, model, response, created) VALUES (?, ?, ?, ?)",
+                (key, model, response, created.isoformat()),
+            )
+
+
+def _feed_state(row: sqlite3.Row) -> FeedState:
+    return FeedState(
+        url=row["url"],
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        last_attempt=_parse_dt(row["last_attempt"]),
+        last_success=_parse_dt(row["last_success"]),
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        consecutive_failures=row["consecutive_failures"],
+        retry_after=_parse_dt(row["retry_after"]),
+        items_stored=row["items_stored"],
+    )
+
+
+def _item(row: sqlite3.Row) -> Item:
+    return Item(
+        feed_url=row["feed_url"],
+        guid=row["guid"],
+        headline=row["headline"],
+        source=row["source"],
+        date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
+        url=row["url"],
+        first_seen=_parse_dt(row["first_seen"]),
+    )

@@ -1,0 +1,149 @@
+"""One update of all feeds: fetch, extract, store, and remember how each feed did."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from .config import Settings
+from .errors import FeedError
+from .extract import extract_items
+from .fetch import fetch_feeds
+from .models import Feed, FeedState, FetchResult
+from .store import Store
+
+# After this many failures in a row a feed is skipped for a while, doubling up to a day.
+BACKOFF_AFTER = 3
+BACKOFF_START = dt.timedelta(hours=1)
+BACKOFF_MAX = dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class FeedReport:
+    """How one feed did in this update."""
+
+    url: str
+    status: str  # "new", "unchanged", "not-modified", "failed", "skipped"
+    new_items: int = 0
+    items: int = 0
+    skipped_entries: int = 0
+    message: str | None = None  # a failure reason or warning, for a person to read
+    moved_to: str | None = None  # permanent redirect target
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    feeds: tuple[FeedReport, ...]
+
+    @property
+    def failed(self) -> tuple[FeedReport, ...]:
+        return tuple(r for r in self.feeds if r.status == "failed")
+
+    @property
+    def succeeded(self) -> tuple[FeedReport, ...]:
+        return tuple(r for r in self.feeds if r.status in ("new", "unchanged", "not-modified"))
+
+    @property
+    def new_items(self) -> int:
+        return sum(r.new_items for r in self.feeds)
+
+    @property
+    def any_worked(self) -> bool:
+        return bool(self.succeeded) or (not self.failed)
+
+
+def backoff_until(failures: int, now: dt.datetime) -> dt.datetime | None:
+    if failures < BACKOFF_AFTER:
+        return None
+    delay = min(BACKOFF_START * (2 ** (failures - BACKOFF_AFTER)), BACKOFF_MAX)
+    return now + delay
+
+
+def update_feeds(
+    settings: Settings,
+    store: Store,
+    feeds: Sequence[Feed],
+    now: dt.datetime,
+    *,
+    on_result: Callable[[FetchResult], None] | None = None,
+    ignore_backoff: bool = False,
+) -> UpdateReport:
+    """Fetch every due feed, store its items and its state; one failing feed never stops the others."""
+    states = store.feed_states()
+    due: list[Feed] = []
+    reports: dict[str, FeedReport] = {}
+    for feed in feeds:
+        state = states.get(feed.url)
+        if not ignore_backoff and state and state.retry_after and state.retry_after > now:
+            reports[feed.url] = FeedReport(
+                feed.url, "skipped",
+                message=f"backing off after {state.consecutive_failures} failures; next try "
+                f"{state.retry_after:%Y-%m-%d %H:%M} UTC",
+            )
+        else:
+            due.append(feed)
+
+    results = asyncio.run(
+        fetch_feeds(
+            due,
+            states,
+            timeout=settings.timeout,
+            max_concurrency=settings.max_concurrency,
+            per_host_concurrency=settings.per_host_concurrency,
+            max_body_bytes=settings.max_body_bytes,
+            on_result=on_result,
+        )
+    )
+    for result in results:
+        reports[result.feed.url] = _record(store, result, states.get(result.feed.url), now)
+    return UpdateReport(tuple(reports[feed.url] for feed in feeds))
+
+
+def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.datetime) -> FeedReport:
+    feed = result.feed
+    state = state or FeedState(url=feed.url)
+    state = replace(state, last_attempt=now)
+    if result.ok and result.not_modified:
+        store.save_feed_state(replace(state, last_success=now, last_status="304", last_error=None,
+                                      consecutive_failures=0, retry_after=None))
+        return FeedReport(feed.url, "not-modified", moved_to=result.permanent_redirect)
+    if result.ok and result.body is not None:
+        try:
+            extraction = extract_items(feed, result.body, dict(result.headers), base_url=result.final_url)
+        except FeedError as exc:
+            return _failed(store, state, now, str(result.status), exc.reason)
+        new = store.save_items(extraction.items, now)
+        store.save_feed_state(
+            replace(
+                state,
+                etag=result.header("etag"),
+                last_modified=result.header("last-modified"),
+                last_success=now,
+                last_status=str(result.status),
+                last_error=None,
+                consecutive_failures=0,
+                retry_after=None,
+            )
+        )
+        return FeedReport(
+            feed.url,
+            "new" if new else "unchanged",
+            new_items=new,
+            items=len(extraction.items),
+            skipped_entries=extraction.skipped,
+            message=extraction.warning,
+            moved_to=result.permanent_redirect,
+        )
+    status = str(result.status) if result.status is not None else "error"
+    return _failed(store, state, now, status, result.error or "unknown error")
+
+
+def _failed(store: Store, state: FeedState, now: dt.datetime, status: str, reason: str) -> FeedReport:
+    failures = state.consecutive_failures + 1
+    store.save_feed_state(
+        replace(state, last_status=status, last_error=reason, consecutive_failures=failures,
+                retry_after=backoff_until(failures, now))
+    )
+    return FeedReport(state.url, "failed", message=reason)
