@@ -12,7 +12,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 import feedparser
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
@@ -89,25 +89,30 @@ def canonical_link(link: str, base: str | None = None) -> str | None:
         host = f"{host}:{port}"
     if parts.username or parts.password:
         return None  # credentials in a feed link are a trick, not a story
-    query = [
-        (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if key.lower() not in TRACKING_PARAMS and not key.lower().startswith(TRACKING_PREFIXES)
-    ]
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
+    # Filter the raw `name=value` pieces rather than re-encoding them: the parameters a site
+    # needs (`?amp`, `q=one%20bed`) must reach it exactly as the feed wrote them.
+    kept = [piece for piece in parts.query.split("&") if piece and not _is_tracking(piece)]
+    return urlunsplit((scheme, host, parts.path or "/", "&".join(kept), ""))
+
+
+def _is_tracking(query_piece: str) -> bool:
+    key = unquote_plus(query_piece.split("=", 1)[0]).strip().lower()
+    return key in TRACKING_PARAMS or key.startswith(TRACKING_PREFIXES)
 
 
 def publisher_local_date(entry: Any) -> dt.date | None:
     """The publication date in the publisher's own UTC offset, as the feed states it."""
-    for key in ("published", "updated", "created", "date"):
-        raw = entry.get(key)
+    # dict.get: feedparser's own .get maps `updated` back to `published` (with a warning) and
+    # `date` to `updated`; we ask for each stored key exactly once. dc:date is stored as `updated`.
+    for key in ("published", "updated", "created"):
+        raw = dict.get(entry, key)
         if not raw or not isinstance(raw, str):
             continue
         parsed = _parse_stated_date(raw.strip())
         if parsed is not None:
             return parsed
         # A format we cannot read with its offset: feedparser's UTC reading is the next best.
-        struct = entry.get(f"{key}_parsed")
+        struct = dict.get(entry, f"{key}_parsed")
         if struct:
             try:
                 return dt.date(struct.tm_year, struct.tm_mon, struct.tm_mday)
