@@ -125,6 +125,7 @@ def fetch(obj: Context, quiet: bool) -> None:
     """
     from .lock import project_lock
 
+    load_feeds(obj.settings.sources_path)  # a bad feeds.toml stops here, before anything is written
     with project_lock(obj.settings.lock_path):
         report = _fetch(obj, quiet)
     if not quiet:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,16 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _feed_at_error(text: str, exc: tomllib.TOMLDecodeError) -> str:
+    """' in feed #N' for the [[feeds]] table holding a syntax error, so the author knows where to look."""
+    found = re.search(r"at line (\d+)", str(exc))
+    if not found:
+        return ""
+    before = text.splitlines()[: int(found.group(1))]
+    number = sum(1 for line in before if line.strip().replace(" ", "") == "[[feeds]]")
+    return f" in feed #{number}" if number else ""
+
+
 def load_feeds(path: Path) -> list[Feed]:
     """Parse sources/feeds.toml; any mistake stops with one line naming the file and the fix."""
     try:
@@ -117,7 +128,7 @@ def load_feeds(path: Path) -> list[Feed]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, f"not valid TOML: {exc}") from exc
+        raise ConfigError(path, f"not valid TOML{_feed_at_error(text, exc)}: {exc}; fix the syntax there") from exc
 
     unknown_top = sorted(set(data) - {"feeds"})
     if unknown_top:
@@ -127,14 +138,17 @@ def load_feeds(path: Path) -> list[Feed]:
         raise ConfigError(path, "'feeds' must be written as [[feeds]] tables")
 
     feeds: list[Feed] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for number, table in enumerate(tables, start=1):
         where = f"feed #{number}"
         if not isinstance(table, dict):
             raise ConfigError(path, f"{where} must be a [[feeds]] table")
         url = table.get("url")
-        if isinstance(url, str):
-            where = f"feed #{number} ({url})"
+        # Name the feed the way its author will find it in the file: by url, else by publisher.
+        if isinstance(url, str) and url.strip():
+            where = f"feed #{number} ({url.strip()})"
+        elif isinstance(table.get("publisher"), str):
+            where = f"feed #{number} (publisher {table['publisher']!r})"
         unknown = sorted(set(table) - FEED_KEYS)
         if unknown:
             raise ConfigError(
@@ -147,8 +161,8 @@ def load_feeds(path: Path) -> list[Feed]:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(path, f"{where}: url must start with http:// or https://")
         if url in seen:
-            raise ConfigError(path, f"{where}: duplicate url; remove one of the two entries")
-        seen.add(url)
+            raise ConfigError(path, f"{where}: same url as feed #{seen[url]}; remove one of the two entries")
+        seen[url] = number
         publisher = table.get("publisher")
         if publisher is not None and (not isinstance(publisher, str) or not publisher.strip()):
             raise ConfigError(path, f"{where}: 'publisher' must be a non-empty string")
