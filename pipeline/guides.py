@@ -99,11 +99,19 @@ def _front_matter(path: Path, source: str) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).split("\n")[0]
+        # YAML notices an unclosed bracket or quote only lines later; say where it began.
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None and (mark is None or context_mark.line != mark.line):
+            problem += f" ({context} begun on line {context_mark.line + 2})"
         raise GuideError(path, f"front matter is not valid YAML: {problem}",
                          mark.line + 2 if mark else 2) from exc
     if not isinstance(data, dict) or node is None:
         raise GuideError(path, "front matter must be 'key: value' lines", 2)
     key_lines = {k.value: k.start_mark.line + 2 for k, _ in node.value if hasattr(k, "value")}
+    # Nested further_reading keys get their own lines, so "count: three" points at that line.
+    for key_node, value_node in node.value:
+        if getattr(key_node, "value", None) == "further_reading" and isinstance(value_node, yaml.MappingNode):
+            key_lines.update({f"further_reading.{k.value}": k.start_mark.line + 2 for k, _ in value_node.value})
 
     def fail(key: str, message: str) -> GuideError:
         return GuideError(path, message, key_lines.get(key, 2))
@@ -129,10 +137,11 @@ def _front_matter(path: Path, source: str) -> dict:
     if not isinstance(further, dict):
         raise fail("further_reading", "'further_reading' must hold count: and max_age_days:")
     for key, value in further.items():
+        line = key_lines.get(f"further_reading.{key}", key_lines.get("further_reading", 2))
         if key not in FURTHER_READING_KEYS:
-            raise fail("further_reading", f"unknown key {key!r} under further_reading; allowed: count, max_age_days")
+            raise GuideError(path, f"unknown key {key!r} under further_reading; allowed: count, max_age_days", line)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise fail("further_reading", f"further_reading.{key} must be a whole number of at least 1")
+            raise GuideError(path, f"further_reading.{key} must be a whole number of at least 1, not {value!r}", line)
     return data
 
 
