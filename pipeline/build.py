@@ -98,7 +98,7 @@ def generate(
     context_drafter: ContextDrafter | None = None,
 ) -> Generation:
     feed_tags = {feed.url: feed.tags for feed in feeds}
-    chosen = select_further_reading(items, guide, now.date(), feed_tags)
+    chosen = select_further_reading(items, guide, now, feed_tags)
     context = None
     extra: dict[str, object] = {}
     if context_drafter is not None:
@@ -177,42 +177,34 @@ def _update(
     draft = generation.draft
     records = store.generated(slug)
     if existing is None or (force and not regions_only):
-        front = dict(draft.front_matter)
-        notes: list[str] = []
-        if existing is not None:
-            front["date"] = existing.front_matter.get("date", front["date"])
-            status = str(existing.front_matter.get("status", "draft"))
-            front["status"] = "in-review" if status == "approved" else status
-            notes.append(f"{path}: regenerated with --force; hand edits replaced")
-        text = compose_draft_text(front, draft.body)
-        if existing is not None and existing.text == text:
-            store.save_generated(slug, generation.records)
-            return DraftReport(slug, path, "unchanged")
-        write_atomic(path, text)
-        store.save_generated(slug, generation.records)
-        return DraftReport(slug, path, "created" if existing is None else "updated", tuple(notes))
+        return _write_whole(store, slug, path, generation, existing)
 
     status = str(existing.front_matter.get("status", "draft"))
     if status == "approved" and not regions_only and not force:
         return DraftReport(slug, path, "kept", (f"{path}: approved; body left alone (use --force to regenerate)",))
 
-    notes = []
+    notes: list[str] = []
     # Regions: replaced unless a reviewer edited them since the pipeline last wrote them.
     on_disk = existing.regions
     regions: dict[str, str] = {}
-    hand_edited: set[str] = set()
+    left_alone: set[str] = set()
     for name, content in draft.regions.items():
         if name not in on_disk:
-            notes.append(f"{path}: region {name!r} markers are missing; region not updated")
-            hand_edited.add(name)
+            notes.append(f"{path}: region {name!r} markers are missing; region not updated "
+                         "(restore the markers, or use `build --force` to regenerate)")
+            left_alone.add(name)
             continue
         last = records.get(f"region:{name}")
-        if not force and last is not None and on_disk[name] != last and on_disk[name] != content:
-            notes.append(f"{path}: region {name!r} was edited by hand; left alone (use --force to replace it)")
-            hand_edited.add(name)
-            regions[name] = on_disk[name]
-        else:
+        if force or on_disk[name] == content or on_disk[name] == last:
             regions[name] = content
+        elif last is None:
+            # Without a record we cannot tell a hand edit from our own text, so we keep the words.
+            notes.append(f"{path}: region {name!r}: no record of what the pipeline last wrote there (new "
+                         "store?); left alone (use --force to replace it)")
+            left_alone.add(name)
+        else:
+            notes.append(f"{path}: region {name!r} was edited by hand; left alone (use --force to replace it)")
+            left_alone.add(name)
 
     # Everything outside the regions: three-way merge of last generation, reviewer's file, new generation.
     ours = blank_regions(existing.body)
@@ -224,25 +216,34 @@ def _update(
         notes.append(f"{path}: no record of the last generation (new store?); only managed regions "
                      "updated; use --force to regenerate")
     else:
-        skeleton = _merge(path, base, ours, generation.skeleton)
-        if skeleton is None:
+        merged = _merge(base, ours, generation.skeleton)
+        if merged is None:
             return DraftReport(slug, path, "conflict", (
                 f"{path}: reviewer edits conflict with the changed guide or templates; draft left untouched "
                 "(resolve by hand, or use --force to regenerate)",))
-    body = fill_regions(skeleton, regions)
+        skeleton = merged
+    # Filling the reviewer's own body (not the merged skeleton) when only regions move keeps every
+    # other byte exactly as it was, blank lines inside untouched regions included.
+    if skeleton == ours:
+        body = fill_regions(existing.body, regions)
+    else:
+        kept = {name: on_disk[name] for name in left_alone if name in on_disk}
+        body = fill_regions(skeleton, {**kept, **regions})
 
     # Front matter: generated keys follow the generation unless a reviewer changed them.
     fm_text = existing.front_matter_text
     last_front = json.loads(records["front_matter"]) if "front_matter" in records else {}
-    owned_by_region = {key for name in hand_edited for key in REGION_KEYS.get(name, ())}
+    owned_by_kept_region = {key for name in left_alone for key in REGION_KEYS.get(name, ())}
+    region_keys = {key for keys in REGION_KEYS.values() for key in keys}
     keys = [k for k in GENERATED_KEYS if k in draft.front_matter]
     if regions_only:
-        keys = [k for k in keys if k in {"further_reading", "ai"}]
+        keys = [k for k in keys if k in region_keys]
     for key in keys:
-        if key in owned_by_region:
+        if key in owned_by_kept_region:
             continue
         current = existing.front_matter.get(key)
-        if key in existing.front_matter and key in last_front and current != last_front[key]:
+        reviewer_changed = key in existing.front_matter and key in last_front and current != last_front[key]
+        if reviewer_changed and not (force and key in region_keys):
             continue  # a reviewer changed it: theirs
         if current != draft.front_matter[key]:
             fm_text = set_front_matter_key(fm_text, key, draft.front_matter[key])
@@ -253,24 +254,75 @@ def _update(
             fm_text = set_front_matter_key(fm_text, "status", "in-review")
             notes.append(f"{path}: was approved; news changed it, so it is back to in-review")
         fm_text = set_front_matter_key(fm_text, "lastmod", draft.front_matter["lastmod"])
-        text = f"---\n{fm_text}---\n\n{body}"
+        text = existing.with_changes(fm_text, body)
         split_draft(path, text)  # never write a draft we could not read back
-        write_atomic(path, text)
+        if not _write_unless_changed_meanwhile(path, existing, text):
+            return DraftReport(slug, path, "kept", (
+                f"{path}: changed on disk while the pipeline worked on it; left alone until the next run",))
         outcome = "updated"
     else:
         outcome = "unchanged"
+
+    # Records say what the pipeline last wrote: a region it left alone keeps its old record, so a
+    # reviewer who undoes their edit hands the region back to the pipeline.
     records_out = generation.records
+    for name in left_alone:
+        records_out.pop(f"region:{name}", None)
+    generated_front = _generated_keys(draft.front_matter)
+    kept_front = dict(last_front)
+    for key, value in generated_front.items():
+        if key in owned_by_kept_region or (regions_only and key not in region_keys):
+            continue
+        kept_front[key] = value
+    records_out["front_matter"] = json.dumps(kept_front)
     if regions_only:
-        # Refresh moves neither the merge base nor the record of guide-owned front matter keys.
-        records_out.pop("skeleton")
-        kept = dict(last_front)
-        kept.update({k: v for k, v in _generated_keys(draft.front_matter).items() if k in {"further_reading", "ai"}})
-        records_out["front_matter"] = json.dumps(kept)
+        records_out.pop("skeleton")  # refresh never moves the merge base: only `build` regenerates it
     store.save_generated(slug, records_out)
     return DraftReport(slug, path, outcome, tuple(notes))
 
 
-def _merge(path: Path, base: str, ours: str, theirs: str) -> str | None:
+def _write_whole(
+    store: Store, slug: str, path: Path, generation: Generation, existing: DraftFile | None
+) -> DraftReport:
+    """A new draft, or `build --force`: the generation as it is, keeping only date and status."""
+    draft = generation.draft
+    front = dict(draft.front_matter)
+    notes: list[str] = []
+    if existing is not None:
+        front["date"] = existing.front_matter.get("date", front["date"])
+        status = str(existing.front_matter.get("status", "draft"))
+        front["status"] = "in-review" if status == "approved" else status
+        # Same text but for lastmod is no change: lastmod moves only when something else did.
+        same = dict(front, lastmod=existing.front_matter.get("lastmod", front["lastmod"]))
+        if compose_draft_text(same, draft.body) == existing.text:
+            store.save_generated(slug, generation.records)
+            return DraftReport(slug, path, "unchanged")
+        notes.append(f"{path}: regenerated with --force; hand edits replaced")
+        if status == "approved":
+            notes.append(f"{path}: was approved; regenerated, so it is back to in-review")
+    text = compose_draft_text(front, draft.body)
+    if existing is None:
+        write_atomic(path, text)
+    elif not _write_unless_changed_meanwhile(path, existing, text):
+        return DraftReport(slug, path, "kept", (
+            f"{path}: changed on disk while the pipeline worked on it; left alone until the next run",))
+    store.save_generated(slug, generation.records)
+    return DraftReport(slug, path, "created" if existing is None else "updated", tuple(notes))
+
+
+def _write_unless_changed_meanwhile(path: Path, existing: DraftFile, text: str) -> bool:
+    """Write `text` unless a reviewer saved the file since we read it; their save wins."""
+    try:
+        now_on_disk = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        now_on_disk = None
+    if now_on_disk != existing.text:
+        return False
+    write_atomic(path, text)
+    return True
+
+
+def _merge(base: str, ours: str, theirs: str) -> str | None:
     """Line-based three-way merge; None on conflict."""
     merger = merge3.Merge3(base.splitlines(True), ours.splitlines(True), theirs.splitlines(True))
     if any(group[0] == "conflict" for group in merger.merge_groups()):
@@ -288,5 +340,5 @@ def set_status(path: Path, status: str) -> bool:
     if existing.front_matter.get("status") == status:
         return False
     fm_text = set_front_matter_key(existing.front_matter_text, "status", status)
-    write_atomic(path, f"---\n{fm_text}---\n\n{existing.body}")
+    write_atomic(path, existing.with_changes(fm_text, existing.body))
     return True

@@ -163,16 +163,16 @@ def items(obj: Context, as_json: bool, feed_url: str | None, limit: int | None) 
 
 
 def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...], regions_only: bool,
-               quiet: bool) -> Any:
+               quiet: bool, lock_wait: float = 10.0) -> Any:
     from .build import build_drafts
     from .lock import project_lock
 
     settings = obj.settings
     feeds = load_feeds(settings.sources_path)
-    with project_lock(settings.lock_path):
+    with project_lock(settings.lock_path, lock_wait):
         fetch_report = None
         if not offline:
-            fetch_report = _fetch(obj, quiet=quiet)
+            fetch_report = _fetch(obj)  # a progress bar appears only when stderr is a terminal
             if fetch_report.feeds and not fetch_report.succeeded and fetch_report.failed:
                 warn("no feed could be fetched; building from the items already stored")
         drafter = None
@@ -221,9 +221,11 @@ def build(obj: Context, offline: bool, force: bool, slugs: tuple[str, ...]) -> N
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Replace hand-edited Further Reading and context regions too.")
+@click.option("--wait", "lock_wait", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              envvar="PIPELINE_LOCK_WAIT", help="Seconds to wait for another run's lock before giving up.")
 @click.pass_obj
 @handle_errors
-def refresh(obj: Context, force: bool) -> None:
+def refresh(obj: Context, force: bool, lock_wait: float) -> None:
     """Fetch feeds and update only the Further Reading parts of existing drafts (for cron).
 
     Quiet unless something needs a person. Exit status: 0 done (some feeds may have failed, with
@@ -235,7 +237,8 @@ def refresh(obj: Context, force: bool) -> None:
         pipeline refresh          # crontab: */30 * * * * cd /srv/guides && .venv/bin/pipeline refresh
     """
     try:
-        report, fetch_report = _run_build(obj, offline=False, force=force, only=(), regions_only=True, quiet=True)
+        report, fetch_report = _run_build(obj, offline=False, force=force, only=(), regions_only=True, quiet=True,
+                                          lock_wait=lock_wait)
     except LockHeld as exc:
         click.echo(f"refresh skipped: {exc.message}", err=True)
         return
@@ -300,8 +303,12 @@ def status(obj: Context, path: Path, status: str) -> None:
         pipeline status output/wechat-encryption.md approved
     """
     from .build import set_status
+    from .lock import project_lock
 
-    changed = set_status(path, status)
+    if not path.is_absolute() and not path.exists() and (obj.settings.root / path).exists():
+        path = obj.settings.root / path  # `--root` applies to PATH too
+    with project_lock(obj.settings.lock_path):  # never between a refresh's read and its write
+        changed = set_status(path, status)
     click.echo(f"{path}: status {status}" + ("" if changed else " (unchanged)"))
 
 

@@ -51,10 +51,15 @@ class DraftFile:
     front_matter_text: str  # the YAML between the '---' lines, byte for byte
     front_matter: dict[str, object]
     body: str  # everything after the closing '---' line and one blank line
+    gap: str = "\n"  # what separated front matter and body: kept, so a rewrite moves no other byte
 
     @property
     def regions(self) -> dict[str, str]:
         return find_regions(self.body)
+
+    def with_changes(self, front_matter_text: str, body: str) -> str:
+        """The file's text with new front matter and body, laid out as the reviewer left it."""
+        return f"---\n{front_matter_text}---\n{self.gap}{body}"
 
 
 def split_draft(path: Path, text: str) -> DraftFile:
@@ -74,9 +79,10 @@ def split_draft(path: Path, text: str) -> DraftFile:
     if not isinstance(data, dict):
         raise DraftError(path, "front matter must be a YAML mapping", 2)
     body = text[end + 5 :]
+    gap = ""
     if body.startswith("\n"):
-        body = body[1:]
-    return DraftFile(path=path, text=text, front_matter_text=fm_text, front_matter=data, body=body)
+        body, gap = body[1:], "\n"
+    return DraftFile(path=path, text=text, front_matter_text=fm_text, front_matter=data, body=body, gap=gap)
 
 
 def read_draft(path: Path) -> DraftFile | None:
@@ -123,7 +129,9 @@ def replace_region(body: str, name: str, content: str) -> str:
     def swap(match: re.Match[str]) -> str:
         if match.group("name") != name:
             return match.group(0)
-        return f"<!-- pipeline:begin {name} -->\n{content}\n<!-- pipeline:end {name} -->"
+        # An empty region is written as the two markers alone, which is how it reads back as empty.
+        inner = f"{content}\n" if content else ""
+        return f"<!-- pipeline:begin {name} -->\n{inner}<!-- pipeline:end {name} -->"
 
     return _REGION.sub(swap, body)
 
@@ -154,19 +162,26 @@ def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write through a temp file in the same folder and rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise DraftError(path, f"cannot be written ({exc.strerror or exc}); check that {path.parent} "
+                               "is writable and the disk has space") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(temp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise DraftError(path, f"cannot be written ({exc.strerror or exc}); check that {path.parent} "
+                                   "is writable and the disk has space") from exc
         raise
 
 
@@ -177,6 +192,6 @@ def remove_stale_temp_files(folder: Path) -> int:
         try:
             temp.unlink()
             removed += 1
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # a read-only folder: the write that follows reports it
     return removed
