@@ -312,6 +312,88 @@ def status(obj: Context, path: Path, status: str) -> None:
     click.echo(f"{path}: status {status}" + ("" if changed else " (unchanged)"))
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--release", is_flag=True, help="Also require front matter `status: approved`.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: one `path:line: rule: message` per problem; json: an array for tools.")
+@click.pass_obj
+@handle_errors
+def check(obj: Context, paths: tuple[Path, ...], release: bool, output_format: str) -> None:
+    """Check drafts against the release rules (every output/*.md when no PATH is given).
+
+    Prints one `path:line: rule: message` per problem. Exit status: 0 clean, 1 problems found,
+    2 a file could not be read (or there was nothing to check).
+
+    Example:
+
+        pipeline check --release output/wechat-encryption.md
+    """
+    from .check import check_files, draft_paths, load_reference
+
+    settings = obj.settings
+    # `--root` applies to PATH too, as for `pipeline status`.
+    given = [settings.root / p if not p.is_absolute() and not p.exists() and (settings.root / p).exists() else p
+             for p in paths]
+    files = [_shown_path(p) for p in draft_paths(given, settings.output_dir)]
+    if not files:
+        where = ", ".join(str(p) for p in paths) or str(_shown_path(settings.output_dir))
+        click.echo(f"Error: {where}: no drafts (*.md) to check; run `pipeline build` first", err=True)
+        sys.exit(2)  # a release gate that checked nothing must not pass
+    problems, errors = check_files(files, load_reference(settings.templates_dir), now_utc(), release=release)
+    if output_format == "json":
+        click.echo(json.dumps([{"path": str(p.path), "line": p.line, "rule": p.rule, "message": p.message}
+                               for p in problems], ensure_ascii=False, indent=2))
+    else:
+        for problem in problems:
+            click.echo(str(problem))
+    for error in errors:
+        click.echo(f"Error: {error.message}", err=True)
+    if output_format == "text":
+        drafts = len(files) - len(errors)
+        summary = f"{len(problems)} problem(s)" if problems else "no problems"
+        click.echo(f"checked {drafts} draft(s){' for release' if release else ''}: {summary}", err=True)
+    if errors:
+        sys.exit(2)
+    if problems:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--slug", default=None, help="File name under templates/guides/ (default: made from TOPIC).")
+@click.pass_obj
+@handle_errors
+def new(obj: Context, topic: str, slug: str | None) -> None:
+    """Start a new guide under templates/guides/ for an editor to write.
+
+    With a model configured (PIPELINE_MODEL) it drafts sections, FAQ and checklist, marked as
+    AI-drafted; without one it writes the skeleton. Never replaces an existing guide.
+
+    Example:
+
+        pipeline new "Opening a bank account as a student"
+    """
+    from .assist import Assistant, new_guide
+
+    settings = obj.settings
+    assistant = Assistant(settings.model, obj.store) if settings.model else None
+    result = new_guide(settings, topic, warn, slug=slug, assistant=assistant)
+    summary = assistant.summary() if assistant is not None else None
+    if summary:
+        click.echo(summary)
+    kind = "AI-drafted guide (rewrite every line)" if result.drafted else "guide skeleton"
+    click.echo(f"wrote {kind}: {_shown_path(result.path)}")
+
+
+def _shown_path(path: Path) -> Path:
+    """A path as a person would type it: relative to the current folder when it is inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()) if path.is_absolute() else path
+    except ValueError:
+        return path
+
+
 def main() -> None:
     cli(prog_name="pipeline")
 
