@@ -144,6 +144,8 @@ def extract_items(
 ) -> Extraction:
     """Parse one feed document (with its response headers, so a declared charset is honoured)."""
     base_url = base_url or feed.url
+    if not body.strip():
+        raise FeedError(feed.url, "the server sent an empty body instead of a feed")
     response_headers = {key.lower(): value for key, value in (headers or {}).items()}
     response_headers.setdefault("content-location", base_url)
     # feedparser would follow a string that looks like a URL or a path; bytes are always data.

@@ -30,6 +30,7 @@ class FeedState:
     consecutive_failures: int = 0
     retry_after: dt.datetime | None = None  # backoff: not fetched before this time
     items_stored: int = 0
+    moved_to: str | None = None  # where a 301/308 last sent us; sources/feeds.toml should say so
 
 
 @dataclass(frozen=True)

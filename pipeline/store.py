@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS feeds (
     last_status TEXT,
     last_error TEXT,
     consecutive_failures INTEGER NOT NULL DEFAULT 0,
-    retry_after TEXT
+    retry_after TEXT,
+    moved_to TEXT
 );
 CREATE TABLE IF NOT EXISTS items (
     feed_url TEXT NOT NULL,
@@ -42,6 +43,10 @@ CREATE TABLE IF NOT EXISTS generated (
     part TEXT NOT NULL,      -- a managed region name, or '*' for the whole generated text
     content TEXT NOT NULL,
     PRIMARY KEY (slug, part)
+);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    slug TEXT PRIMARY KEY,
+    digest TEXT NOT NULL     -- hash of a draft's inputs and bytes when the pipeline last wrote it
 );
 CREATE TABLE IF NOT EXISTS model_cache (
     key TEXT PRIMARY KEY,    -- hash of model and prompt
@@ -72,8 +77,15 @@ class Store:
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._add_missing_columns()
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open the item store ({exc}); delete it to start afresh") from exc
+
+    def _add_missing_columns(self) -> None:
+        # Stores made before a column existed gain it in place; nothing stored is lost.
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(feeds)")}
+        if "moved_to" not in columns:
+            self.db.execute("ALTER TABLE feeds ADD COLUMN moved_to TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -128,14 +140,14 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 """INSERT INTO feeds (url, etag, last_modified, last_attempt, last_success, last_status,
-                                      last_error, consecutive_failures, retry_after)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      last_error, consecutive_failures, retry_after, moved_to)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (url) DO UPDATE SET
                      etag = excluded.etag, last_modified = excluded.last_modified,
                      last_attempt = excluded.last_attempt, last_success = excluded.last_success,
                      last_status = excluded.last_status, last_error = excluded.last_error,
                      consecutive_failures = excluded.consecutive_failures,
-                     retry_after = excluded.retry_after""",
+                     retry_after = excluded.retry_after, moved_to = excluded.moved_to""",
                 (
                     state.url,
                     state.etag,
@@ -146,15 +158,19 @@ class Store:
                     state.last_error,
                     state.consecutive_failures,
                     _iso(state.retry_after),
+                    state.moved_to,
                 ),
             )
 
-    def rename_feed(self, old_url: str, new_url: str) -> None:
-        """Carry state and items over when a feed moved permanently."""
+    def rename_feed(self, old_url: str, new_url: str) -> int:
+        """Carry state and items over when a feed moved permanently; returns the items carried."""
         with self.transaction() as db:
             db.execute("DELETE FROM feeds WHERE url = ?", (new_url,))
-            db.execute("UPDATE feeds SET url = ? WHERE url = ?", (new_url, old_url))
-            db.execute("UPDATE OR IGNORE items SET feed_url = ? WHERE feed_url = ?", (new_url, old_url))
+            db.execute("UPDATE feeds SET url = ?, moved_to = NULL WHERE url = ?", (new_url, old_url))
+            moved = db.execute("UPDATE OR IGNORE items SET feed_url = ? WHERE feed_url = ?", (new_url, old_url)).rowcount
+            # Items the new URL already had stay as they are; their old copies are duplicates.
+            db.execute("DELETE FROM items WHERE feed_url = ?", (old_url,))
+        return moved
 
     # -- items -------------------------------------------------------------------------------
 
@@ -216,6 +232,19 @@ class Store:
                 [(slug, part, content) for part, content in parts.items()],
             )
 
+    # -- input fingerprints: drafts whose inputs have not changed are skipped ---------------------
+
+    def fingerprints(self) -> dict[str, str]:
+        return {row["slug"]: row["digest"] for row in self._query("SELECT slug, digest FROM fingerprints")}
+
+    def save_fingerprint(self, slug: str, digest: str | None) -> None:
+        """Remember a draft's fingerprint; None forgets it, so the draft is looked at next time."""
+        with self.transaction() as db:
+            if digest is None:
+                db.execute("DELETE FROM fingerprints WHERE slug = ?", (slug,))
+            else:
+                db.execute("INSERT OR REPLACE INTO fingerprints (slug, digest) VALUES (?, ?)", (slug, digest))
+
     # -- model response cache ----------------------------------------------------------------
 
     def cached_response(self, key: str) -> str | None:
@@ -242,6 +271,7 @@ def _feed_state(row: sqlite3.Row) -> FeedState:
         consecutive_failures=row["consecutive_failures"],
         retry_after=_parse_dt(row["retry_after"]),
         items_stored=row["items_stored"],
+        moved_to=row["moved_to"],
     )
 
 

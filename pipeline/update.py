@@ -72,6 +72,9 @@ def update_feeds(
 ) -> UpdateReport:
     """Fetch every due feed, store its items and its state; one failing feed never stops the others."""
     states = store.feed_states()
+    carried = _take_over_moved_feeds(store, feeds, states)
+    if carried:
+        states = store.feed_states()
     due: list[Feed] = []
     reports: dict[str, FeedReport] = {}
     for feed in feeds:
@@ -98,7 +101,26 @@ def update_feeds(
     )
     for result in results:
         reports[result.feed.url] = _record(store, result, states.get(result.feed.url), now)
+    for url, note in carried.items():
+        earlier = reports[url].message
+        reports[url] = replace(reports[url], message=f"{note}; {earlier}" if earlier else note)
     return UpdateReport(tuple(reports[feed.url] for feed in feeds))
+
+
+def _take_over_moved_feeds(store: Store, feeds: Sequence[Feed], states: dict[str, FeedState]) -> dict[str, str]:
+    """A feed that moved (301/308) and whose new URL now replaces it in sources/feeds.toml keeps its
+    stored items and state under the new URL. Returns {new url: note for the user}."""
+    configured = {feed.url for feed in feeds}
+    notes: dict[str, str] = {}
+    for old in states.values():
+        new = old.moved_to
+        if not new or old.url in configured or new not in configured or new in notes:
+            continue
+        if states.get(new) and states[new].last_success:
+            continue  # the new URL already has its own history; leave both alone
+        carried = store.rename_feed(old.url, new)
+        notes[new] = f"took over {carried} stored items from {old.url}, which moved here"
+    return notes
 
 
 def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.datetime) -> FeedReport:
@@ -107,7 +129,8 @@ def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.
     state = replace(state, last_attempt=now)
     if result.ok and result.not_modified:
         store.save_feed_state(replace(state, last_success=now, last_status="304", last_error=None,
-                                      consecutive_failures=0, retry_after=None))
+                                      consecutive_failures=0, retry_after=None,
+                                      moved_to=result.permanent_redirect))
         return FeedReport(feed.url, "not-modified", moved_to=result.permanent_redirect)
     if result.ok and result.body is not None:
         try:
@@ -125,6 +148,7 @@ def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.
                 last_error=None,
                 consecutive_failures=0,
                 retry_after=None,
+                moved_to=result.permanent_redirect,
             )
         )
         return FeedReport(
@@ -142,8 +166,13 @@ def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.
 
 def _failed(store: Store, state: FeedState, now: dt.datetime, status: str, reason: str) -> FeedReport:
     failures = state.consecutive_failures + 1
+    retry_after = backoff_until(failures, now)
+    if status == "410":
+        # Gone for good: retired at once (asked again only once a day), its stored items kept.
+        retry_after = now + BACKOFF_MAX
+        reason = f"{reason}; retired: not fetched again before {retry_after:%Y-%m-%d %H:%M} UTC, stored items kept"
     store.save_feed_state(
         replace(state, last_status=status, last_error=reason, consecutive_failures=failures,
-                retry_after=backoff_until(failures, now))
+                retry_after=retry_after)
     )
     return FeedReport(state.url, "failed", message=reason)
