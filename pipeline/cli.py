@@ -105,7 +105,8 @@ def _fetch(obj: Context, quiet: bool = False) -> Any:
         elif feed.message and feed.status != "skipped":
             warn(f"feed {feed.url}: {feed.message}")
         if feed.moved_to:
-            warn(f"feed {feed.url} moved permanently to {feed.moved_to}; update sources/feeds.toml")
+            warn(f"feed {feed.url} moved permanently to {feed.moved_to}; update sources/feeds.toml "
+                 "to the new url (its stored items follow it)")
     return report
 
 
