@@ -6,10 +6,15 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from .models import Guide, Item
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Items carry the date in the publisher's own UTC offset. A story dated "tomorrow" in UTC terms is
+# not in the future when its publisher is ahead of UTC (Beijing is +08:00); the furthest-ahead offset
+# on Earth is +14:00, so only a date later than today there is really in the future.
+_EARLIEST_ZONE = dt.timedelta(hours=14)
 
 
 def headline_key(headline: str) -> str:
@@ -34,24 +39,38 @@ def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
 def select_further_reading(
     items: Iterable[Item],
     guide: Guide,
-    today: dt.date,
+    now: dt.datetime | dt.date,
     feed_tags: dict[str, tuple[str, ...]] | None = None,
 ) -> list[Item]:
     """Up to guide.further_reading_count items, most relevant then newest, one per publisher if possible.
 
-    Items must be dated within the guide's maximum age and not after `today`, and match the guide
-    by at least one keyword or feed tag.
+    Items must be dated within the guide's maximum age and not in the future (a date is compared
+    with today's date in the publisher's time zone, so `now` should be an aware datetime; a plain
+    date is taken as today everywhere), link over http(s), and match the guide by at least one
+    keyword or feed tag. Undated items are never listed.
     """
     feed_tags = feed_tags or {}
+    if isinstance(now, dt.datetime):
+        utc = now.astimezone(dt.timezone.utc) if now.tzinfo else now
+        today, latest = utc.date(), (utc + _EARLIEST_ZONE).date()
+    else:
+        today = latest = now
     oldest = today - dt.timedelta(days=guide.max_age_days)
-    candidates = [i for i in items if i.date is not None and oldest <= i.date <= today]
+    candidates = [
+        i for i in items
+        if i.date is not None and oldest <= i.date <= latest and urlsplit(i.url).scheme in ("http", "https")
+    ]
 
-    # One story carried by several feeds under one canonical link: keep the earliest-dated copy.
+    # One story carried by several feeds under one canonical link: the earliest-dated copy stands for
+    # it, and the story is as relevant as its best-matching copy (feeds retitle syndicated stories).
     by_link: dict[str, Item] = {}
+    story_score: dict[str, int] = {}
     for item in sorted(candidates, key=lambda i: (i.date, i.feed_url, i.guid)):
         by_link.setdefault(item.url, item)
+        score = relevance(item, guide, feed_tags.get(item.feed_url, ()))
+        story_score[item.url] = max(score, story_score.get(item.url, 0))
 
-    scored = [(relevance(i, guide, feed_tags.get(i.feed_url, ())), i) for i in by_link.values()]
+    scored = [(story_score[url], i) for url, i in by_link.items()]
     ranked = sorted(
         ((score, item) for score, item in scored if score > 0),
         key=lambda pair: (-pair[0], -pair[1].date.toordinal(), headline_key(pair[1].headline), pair[1].url),  # type: ignore[union-attr]
