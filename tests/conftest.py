@@ -120,3 +120,79 @@ def write_feeds(root: Path, *feeds: dict[str, object]) -> None:
                 lines.append(f'{key} = "{value}"')
         lines.append("")
     (root / "sources" / "feeds.toml").write_text("\n".join(lines), encoding="utf-8")
+
+
+class ChatServer:
+    """A tiny OpenAI-compatible endpoint on 127.0.0.1: POST /v1/chat/completions answers `reply`.
+
+    Tests set `reply` (the assistant's text) or `statuses` (HTTP errors to give first, one per
+    request) and read `requests` (parsed JSON bodies, with the headers) to count model calls.
+    """
+
+    def __init__(self) -> None:
+        import json
+        import time
+        from collections.abc import Callable
+
+        self.reply: str | Callable[[dict], str] = "Nothing to add."  # or a function of the request body
+        self.statuses: list[int] = []
+        self.delay = 0.0  # seconds to wait before answering (timeouts)
+        self.requests: list[dict[str, object]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.requests.append({"path": self.path, "body": body,
+                                        "headers": {k.lower(): v for k, v in self.headers.items()}})
+                if server.delay:
+                    time.sleep(server.delay)
+                if server.statuses:
+                    status = server.statuses.pop(0)
+                    payload = {"error": {"message": f"test error {status}", "type": "test", "code": None}}
+                else:
+                    status = 200 if self.path.endswith("/chat/completions") else 404
+                    reply = server.reply(body) if callable(server.reply) else server.reply
+                    payload = {
+                        "id": f"chatcmpl-test-{len(server.requests)}",
+                        "object": "chat.completion",
+                        "created": 1714521600,
+                        "model": body.get("model", "test"),
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": reply}}],
+                        "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
+                    }
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("retry-after-ms", "1")  # keeps the client's retries fast in tests
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+
+@pytest.fixture
+def chat_server() -> Iterator[ChatServer]:
+    server = ChatServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
