@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import merge3
@@ -28,6 +28,7 @@ from .drafts import (
     write_atomic,
 )
 from .errors import DraftError, PipelineError
+from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item
 from .render import make_environment, render_draft
@@ -38,6 +39,9 @@ from .store import Store
 GENERATED_KEYS = ("title", "description", "audience", "tags", "keywords", "guide", "max_age_days",
                   "further_reading", "generator", "ai")
 REGION_KEYS = {"further-reading": ("further_reading",), "context": ("ai",)}
+# A region whose text is written from another one: the context paragraph cites the Further Reading list,
+# so when a reviewer's list is kept, the context that matches it is kept too.
+REGION_FOLLOWS = {"context": "further-reading"}
 STATUSES = ("draft", "in-review", "approved")
 
 # Drafts a model part: (guide, items) -> (context paragraph, provenance for front matter) or None.
@@ -96,9 +100,10 @@ def generate(
     now: dt.datetime,
     env: object,
     context_drafter: ContextDrafter | None = None,
+    chosen: Sequence[Item] | None = None,
 ) -> Generation:
-    feed_tags = {feed.url: feed.tags for feed in feeds}
-    chosen = select_further_reading(items, guide, now, feed_tags)
+    if chosen is None:  # build_drafts selects first, to fingerprint the selection
+        chosen = select_further_reading(items, guide, now, {feed.url: feed.tags for feed in feeds})
     context = None
     extra: dict[str, object] = {}
     if context_drafter is not None:
@@ -111,8 +116,7 @@ def generate(
     return Generation(draft=draft, skeleton=blank_regions(draft.body))
 
 
-def _load_guides(settings: Settings, only: Sequence[str] | None) -> tuple[list[Guide], list[DraftReport]]:
-    guides: list[Guide] = []
+def _wanted_guide_paths(settings: Settings, only: Sequence[str] | None) -> tuple[list[Path], list[DraftReport]]:
     failures: list[DraftReport] = []
     paths = guide_paths(settings.guides_dir)
     if only:
@@ -122,12 +126,7 @@ def _load_guides(settings: Settings, only: Sequence[str] | None) -> tuple[list[G
         for slug in sorted(missing):
             failures.append(DraftReport(slug, settings.guides_dir / f"{slug}.md", "error",
                                         (f"{settings.guides_dir / (slug + '.md')}: no such guide",)))
-    for path in paths:
-        try:
-            guides.append(load_guide(path))
-        except PipelineError as exc:
-            failures.append(DraftReport(path.stem, settings.output_dir / f"{path.stem}.md", "error", (exc.message,)))
-    return guides, failures
+    return paths, failures
 
 
 def build_drafts(
@@ -144,21 +143,42 @@ def build_drafts(
     """Render every guide and bring its draft up to date; one bad guide never stops the others."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(settings.output_dir)
-    guides, reports = _load_guides(settings, only)
+    paths, reports = _wanted_guide_paths(settings, only)
     env = make_environment(settings.templates_dir)
-    oldest = min((now.date() - dt.timedelta(days=g.max_age_days) for g in guides), default=None)
-    items = store.items(since=oldest)
-    for guide in guides:
-        path = settings.output_dir / f"{guide.slug}.md"
+    feed_tags = {feed.url: feed.tags for feed in feeds}
+    inputs = BuildInputs.collect(settings.templates_dir, settings.output_dir, settings.model,
+                                 "refresh" if regions_only else "build")
+    fingerprints = store.fingerprints()
+    # One guide at a time, so memory stays flat however many guides there are. Items are read once
+    # per age window and selections are shared by guides that differ only in slug and path.
+    windows: dict[int, list[Item]] = {}
+    selections: dict[Guide, list[Item]] = {}
+    for guide_path in paths:
+        slug = guide_path.stem
+        path = settings.output_dir / f"{slug}.md"
         try:
-            generation = generate(settings, guide, items, feeds, now, env, context_drafter)
+            guide = load_guide(guide_path)
+            if guide.max_age_days not in windows:
+                windows[guide.max_age_days] = store.items(since=now.date() - dt.timedelta(days=guide.max_age_days))
+            twin = replace(guide, slug="", path=Path())
+            if twin not in selections:
+                selections[twin] = select_further_reading(windows[guide.max_age_days], guide, now, feed_tags)
+            chosen = selections[twin]
+            digest = inputs.draft(guide_path, chosen, read_bytes(path))
+            if not force and fingerprints.get(slug) == digest:
+                reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
+                continue
+            generation = generate(settings, guide, (), feeds, now, env, context_drafter, chosen=chosen)
             existing = read_draft(path)
             if regions_only and existing is None:
                 continue  # refresh only maintains drafts that `build` created
-            report = _update(store, guide.slug, path, generation, existing, now, force=force,
+            report = _update(store, slug, path, generation, existing, now, force=force,
                              regions_only=regions_only)
+            # Only a clean outcome may be skipped next time: notes must keep reaching a person.
+            clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
+            store.save_fingerprint(slug, inputs.draft(guide_path, chosen, read_bytes(path)) if clean else None)
         except PipelineError as exc:
-            report = DraftReport(guide.slug, path, "error", (exc.message,))
+            report = DraftReport(slug, path, "error", (exc.message,))
         reports.append(report)
     return BuildReport(tuple(reports))
 
@@ -188,14 +208,22 @@ def _update(
     on_disk = existing.regions
     regions: dict[str, str] = {}
     left_alone: set[str] = set()
-    for name, content in draft.regions.items():
+    # Leaders first, so a follower knows whether its leader was kept.
+    order = sorted(draft.regions, key=lambda name: name in REGION_FOLLOWS)
+    for name in order:
+        content = draft.regions[name]
         if name not in on_disk:
             notes.append(f"{path}: region {name!r} markers are missing; region not updated "
                          "(restore the markers, or use `build --force` to regenerate)")
             left_alone.add(name)
             continue
         last = records.get(f"region:{name}")
-        if force or on_disk[name] == content or on_disk[name] == last:
+        leader = REGION_FOLLOWS.get(name)
+        if leader in left_alone and on_disk[name] != content:
+            notes.append(f"{path}: region {name!r} cites region {leader!r}, which was left alone; "
+                         "left alone too")
+            left_alone.add(name)
+        elif force or on_disk[name] == content or on_disk[name] == last:
             regions[name] = content
         elif last is None:
             # Without a record we cannot tell a hand edit from our own text, so we keep the words.

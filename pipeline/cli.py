@@ -44,6 +44,7 @@ class Context:
 
     def __init__(self, root: Path | None) -> None:
         self._root = root
+        self.root_given = root is not None
         self._settings: Settings | None = None
         self._store: Any = None
 
@@ -306,8 +307,8 @@ def status(obj: Context, path: Path, status: str) -> None:
     from .build import set_status
     from .lock import project_lock
 
-    if not path.is_absolute() and not path.exists() and (obj.settings.root / path).exists():
-        path = obj.settings.root / path  # `--root` applies to PATH too
+    if not path.is_absolute() and obj.root_given:
+        path = obj.settings.root / path  # an explicit --root applies to PATH too
     with project_lock(obj.settings.lock_path):  # never between a refresh's read and its write
         changed = set_status(path, status)
     click.echo(f"{path}: status {status}" + ("" if changed else " (unchanged)"))
