@@ -1,0 +1,146 @@
+"""The project lock: two runs at once never both write, and a dead holder never blocks the next run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conftest import FeedServer
+from pipeline.errors import LockHeld
+from pipeline.lock import project_lock
+from review_support import (
+    NEW_STORY,
+    PYTHON,
+    assert_whole,
+    draft_path,
+    env_for_subprocess,
+    gain_story,
+    run,
+    serve_feeds,
+    snapshot,
+)
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from pipeline.lock import project_lock
+with project_lock(Path(sys.argv[1]), wait_seconds=0):
+    print("locked", flush=True)
+    sys.stdin.read()  # hold until the test closes our stdin (or kills us)
+"""
+
+
+@pytest.fixture
+def built(project: Path, feed_server: FeedServer) -> Path:
+    serve_feeds(project, feed_server)
+    result = run(project, "build")
+    assert result.exit_code == 0, result.stderr
+    return project
+
+
+@contextmanager
+def lock_held_by_another_process(lock_path: Path) -> Iterator[subprocess.Popen[str]]:
+    holder = subprocess.Popen([PYTHON, "-c", HOLDER, str(lock_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env_for_subprocess())
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        yield holder
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait(timeout=30)
+
+
+def test_a_second_lock_in_the_same_process_is_refused(tmp_path: Path) -> None:
+    lock = tmp_path / ".pipeline.lock"
+    with project_lock(lock, wait_seconds=0):
+        with pytest.raises(LockHeld, match=f"another pipeline run holds {lock} \\(pid {os.getpid()}\\)"):
+            with project_lock(lock, wait_seconds=0):
+                pass
+    with project_lock(lock, wait_seconds=0):  # released on exit
+        assert lock.read_text() == str(os.getpid())
+
+
+def test_refresh_gives_up_quietly_while_another_run_holds_the_lock(built: Path, feed_server: FeedServer) -> None:
+    gain_story(feed_server, NEW_STORY)
+    before = snapshot(draft_path(built))
+    requests_before = len(feed_server.requests)
+
+    with lock_held_by_another_process(built / ".pipeline.lock") as holder:
+        result = run(built, "refresh", "--wait", "0.3")
+
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert f"refresh skipped: another pipeline run holds {built / '.pipeline.lock'} (pid {holder.pid})" \
+        in result.stderr
+    # It neither fetched nor wrote anything.
+    assert len(feed_server.requests) == requests_before
+    assert snapshot(draft_path(built)) == before
+
+
+def test_the_wait_is_configurable_from_the_environment(built: Path) -> None:
+    with lock_held_by_another_process(built / ".pipeline.lock"):
+        result = run(built, "refresh", env={"PIPELINE_LOCK_WAIT": "0"})
+    assert result.exit_code == 0
+    assert "refresh skipped" in result.stderr
+
+
+def test_refresh_waits_for_a_lock_that_is_released(built: Path, feed_server: FeedServer) -> None:
+    gain_story(feed_server, NEW_STORY)
+    lock = built / ".pipeline.lock"
+    acquired, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with project_lock(lock, wait_seconds=0):
+            acquired.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    acquired.wait(30)
+    # Let go shortly after refresh starts waiting; it must then run to the end and refresh.
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    try:
+        result = run(built, "refresh", "--wait", "60")
+    finally:
+        release.set()
+        holder.join(30)
+    assert result.exit_code == 0, result.stderr
+    assert "refresh skipped" not in result.stderr
+    assert NEW_STORY.headline in draft_path(built).read_text(encoding="utf-8")
+
+
+def test_a_killed_holder_does_not_block_the_next_run(built: Path, feed_server: FeedServer) -> None:
+    gain_story(feed_server, NEW_STORY)
+    with lock_held_by_another_process(built / ".pipeline.lock") as holder:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+        result = run(built, "refresh", "--wait", "0")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert NEW_STORY.headline in draft_path(built).read_text(encoding="utf-8")
+
+
+def test_two_real_refreshes_at_once_leave_whole_drafts(built: Path, feed_server: FeedServer) -> None:
+    gain_story(feed_server, NEW_STORY)
+    command = [PYTHON, "-m", "pipeline.cli", "--root", str(built), "refresh", "--wait", "60"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env_for_subprocess()) for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in runs]
+    for process, (stdout, stderr) in zip(runs, outputs):
+        assert process.returncode == 0, stderr
+        assert stdout == ""
+        assert "Traceback" not in stderr
+    for slug in ("mobile-payments", "wechat-encryption"):
+        assert_whole(draft_path(built, slug))
+    text = draft_path(built).read_text(encoding="utf-8")
+    assert text.count(f"🔸 {NEW_STORY.headline}") == 1
+    assert list((built / "output").glob(".pipeline-*")) == []  # no temp file left behind
