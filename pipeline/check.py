@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -137,7 +137,11 @@ def check_text(
     path: Path, text: str, reference: Reference, now: dt.datetime, *, release: bool = False
 ) -> list[Problem]:
     """Every problem in one draft, in line order."""
-    return sorted(_Checker(path, text, reference, now, release).run(), key=lambda p: (p.line, p.rule))
+    last = text.count("\n") + (0 if text.endswith("\n") else 1) or 1
+    # A problem "after" the last line (a missing section at the end) points at the last line.
+    problems = [p if 1 <= p.line <= last else replace(p, line=min(max(p.line, 1), last))
+                for p in _Checker(path, text, reference, now, release).run()]
+    return sorted(problems, key=lambda p: (p.line, p.rule))
 
 
 class _Checker:
@@ -611,7 +615,10 @@ def _url_key(url: str) -> str:
 
 
 def _is_web_url(url: str) -> bool:
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # e.g. an unclosed "[" in the host
+        return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import FeedServer, Route, write_feeds
 from pipeline.check import check_text, load_reference
@@ -146,7 +148,7 @@ def truncate_disclaimer(path: Path) -> int:
 
 def unclosed_region(path: Path) -> int:
     edit(path, "<!-- pipeline:end further-reading -->\n", "")
-    return len(path.read_text(encoding="utf-8").split("\n"))  # "never closed": reported at the end
+    return len(path.read_text(encoding="utf-8").splitlines())  # "never closed": reported at the last line
 
 
 def repeated_region(path: Path) -> int:
@@ -402,6 +404,31 @@ def test_check_text_is_pure_and_sorted(project: Path, draft: Path) -> None:
     assert [(str(p), p.rule) for p in problems][0][1] == "citation"
     assert str(problems[0]).startswith("x.md:") and len(problems) == 1
     assert check_text(Path("x.md"), text, reference, NOW + dt.timedelta(days=40), release=True) != problems
+
+
+RULES = {"front-matter", "sections", "disclaimer", "markers", "citation", "link", "further-reading-format",
+         "further-reading-age", "further-reading-duplicate", "further-reading-front-matter", "template-syntax",
+         "status"}
+FRAGMENTS = ["---", "<!-- pipeline:begin context -->", "<!-- pipeline:end further-reading -->", "🔸 x", "```",
+             "`", "[", "](", "{{", "# ", "## 📌 Disclaimer", "\n", ":", "further_reading: 3", "\\",
+             "🗞️ Source: SCMP – 📅 2026-13-40", "<a href='x'>", "[AP, 2026-01-01]", "http://[::1"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 120), st.sampled_from(FRAGMENTS)),
+                      min_size=1, max_size=6))
+def test_any_edit_gives_problems_on_real_lines_never_a_crash(
+    project: Path, draft: Path, edits: list[tuple[float, int, str]]
+) -> None:
+    reference = load_reference(project / "templates")
+    text = draft.read_text(encoding="utf-8")
+    for where, length, fragment in edits:
+        at = int(where * len(text))
+        text = text[:at] + fragment + text[at + length:] if length % 2 else text[:at] + text[at + length:]
+    problems = check_text(draft, text, reference, NOW, release=True)
+    last = max(len(text.splitlines()), 1)
+    assert problems, "release=True on a status: draft draft always has a problem"
+    assert all(1 <= p.line <= last and p.rule in RULES for p in problems), problems
 
 
 # -- from served feeds ------------------------------------------------------------------------------
