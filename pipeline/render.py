@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 
@@ -25,9 +25,18 @@ FURTHER_READING_TEMPLATE = "partials/further-reading.md.j2"
 REGIONS = ("context", "further-reading")
 
 # Characters that can start Markdown structure inside a line, plus template delimiters
-# (Jekyll runs Liquid over page bodies, so a headline's "{{" must not survive).
+# (Jekyll runs Liquid over page bodies, so a headline's "{{" or "{%" must not survive).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>{}|~#])")
 _ENTITY = re.compile(r"&(?=#?\w+;)")
+# "%" next to a brace would still read as Liquid's "{%"/"%}" once the brace is escaped.
+_LIQUID_PERCENT = re.compile(r"(?<=\\\{)%|%(?=\\\})")
+# A value may land at the start of a line (the context paragraph starts lines with a publisher):
+# there "- ", "+ ", "1. ", "1) " or "===" would make a list item or a setext heading.
+_LINE_START_MARK = re.compile(r"^([-+=])")
+_LINE_START_NUMBER = re.compile(r"^(\d+)([.)])")
+# Hugo (goldmark) and GitHub turn bare URLs, "www." names and e-mail addresses into links.
+_AUTOLINK = re.compile(r"(?<=\w)(:)(?=//)|(?<=\bwww)(\.)|(@)(?=\w)", re.IGNORECASE)
+SAFE_SCHEMES = ("http", "https")
 
 
 class Trusted(str):
@@ -38,12 +47,23 @@ def escape_markdown(value: object) -> str:
     """Plain text that renders as itself in Markdown: no link, image, heading, HTML or template."""
     text = " ".join(str(value).split())
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = _LIQUID_PERCENT.sub(r"\\%", text)
+    text = _AUTOLINK.sub(lambda m: "\\" + m.group(0), text)
+    text = _LINE_START_MARK.sub(r"\\\1", text)
+    text = _LINE_START_NUMBER.sub(r"\1\\\2", text)
     return _ENTITY.sub("&amp;", text)
 
 
 def markdown_url(url: str) -> str:
-    """A URL safe inside Markdown's (...) link target."""
-    return quote(url, safe=":/?#&=%+,;@!$'*~.-_")
+    """An http(s) URL safe inside Markdown's (...) link target: spaces, parentheses, <>, quotes encoded.
+
+    Anything but http(s) is refused: feeds are not allowed to put `javascript:` or `data:` links
+    in front of readers, even if an earlier stage let one through.
+    """
+    scheme = urlsplit(url.strip()).scheme.lower()
+    if scheme not in SAFE_SCHEMES:
+        raise jinja2.TemplateRuntimeError(f"refusing to link to a non-http(s) URL: {url[:80]!r}")
+    return quote(url.strip(), safe=":/?#&=%+,;@!$'*~.-_")
 
 
 def _finalize(value: Any) -> str:
@@ -71,18 +91,35 @@ def make_environment(templates_dir: Path) -> jinja2.Environment:
 
 
 def render_template(env: jinja2.Environment, name: str, **context: Any) -> str:
-    """Render one shared template; a broken template or missing variable names both."""
+    """Render one shared template; a broken template or missing variable names file, line and variable."""
+    root = Path(env.loader.searchpath[0])  # type: ignore[union-attr]
     try:
         return env.get_template(name).render(**context)
     except jinja2.TemplateSyntaxError as exc:
-        path = Path(env.loader.searchpath[0]) / (exc.name or name)  # type: ignore[union-attr]
-        raise TemplateError(path, f"template syntax error: {exc.message}", exc.lineno) from exc
+        raise TemplateError(root / (exc.name or name), f"template syntax error: {exc.message}", exc.lineno) from exc
     except jinja2.TemplateNotFound as exc:
-        root = Path(env.loader.searchpath[0])  # type: ignore[union-attr]
         raise TemplateError(root / str(exc.name), "template is missing; restore it from git") from exc
     except jinja2.UndefinedError as exc:
-        root = Path(env.loader.searchpath[0])  # type: ignore[union-attr]
-        raise TemplateError(root / name, f"undefined variable: {exc.message}") from exc
+        path, line = _failing_template(exc, root / name)
+        raise TemplateError(path, f"undefined variable ({exc.message}); fix the template", line) from exc
+    except jinja2.TemplateRuntimeError as exc:
+        path, line = _failing_template(exc, root / name)
+        raise TemplateError(path, str(exc)) from exc
+
+
+def _failing_template(exc: BaseException, fallback: Path) -> tuple[Path, int | None]:
+    """The template file and line where rendering failed, which may be an included partial.
+
+    Jinja2 rewrites tracebacks so that template frames carry the template's file name and line.
+    """
+    found: tuple[Path, int | None] = (fallback, None)
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = (Path(filename), tb.tb_lineno)
+        tb = tb.tb_next
+    return found
 
 
 def item_view(item: Item) -> dict[str, Any]:
