@@ -149,7 +149,6 @@ class _Checker:
 
     def __init__(self, path: Path, text: str, reference: Reference, now: dt.datetime, release: bool) -> None:
         self.path = path
-        self.text = text
         self.reference = reference
         self.today = now.date()
         self.release = release
