@@ -1,0 +1,258 @@
+"""`python -m benchmarks`: every goal of issue 6 as one line with its ratio, goal and PASS/FAIL.
+
+Everything is measured side by side in this run, on this machine: whole processes (start-up
+included), wall-clock time, and peak memory from the kernel's accounting of each child. Nothing
+leaves the machine: feeds are served from 127.0.0.x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .feedhosts import FeedHosts, loopback_aliases_work
+from .workload import make_project, write_feeds_toml
+
+BIN = Path(sys.executable).parent
+PIPELINE = str(BIN / "pipeline") if (BIN / "pipeline").exists() else None
+
+
+@dataclass(frozen=True)
+class Run:
+    wall: float  # seconds
+    cpu: float  # user + system seconds
+    peak_mb: float  # peak resident memory
+    output: str
+
+
+def run(command: Sequence[str], env: dict[str, str] | None = None) -> Run:
+    """Run one process to the end; time it and read its peak memory from wait4."""
+    full_env = dict(os.environ, **(env or {}))
+    full_env.pop("SOURCE_DATE_EPOCH", None)  # "now" moves between runs, as it does for editors
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, env=full_env)
+        _pid, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if process.returncode != 0:
+        raise SystemExit(f"benchmark step failed ({process.returncode}): {' '.join(command)}\n{text}")
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text)
+
+
+def best(runs: int, once: Callable[[], Run]) -> Run:
+    """The fastest of `runs` runs: the machine is shared, and noise only ever adds time."""
+    return min((once() for _ in range(max(1, runs))), key=lambda r: r.wall)
+
+
+def pipeline(*args: str) -> list[str]:
+    if PIPELINE:
+        return [PIPELINE, *args]
+    return [sys.executable, "-c", "from pipeline.cli import main; main()", *args]
+
+
+def line(name: str, measured: str, goal: str, ok: bool) -> bool:
+    print(f"{'PASS' if ok else 'FAIL'}  {name:<22} {measured:<60} goal: {goal}", flush=True)
+    return ok
+
+
+# -- goals 1 and 2: build, and rebuild with nothing changed -------------------------------------
+
+def reset_build(root: Path, pristine_store: Path) -> None:
+    shutil.rmtree(root / "output", ignore_errors=True)
+    (root / "output").mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{root / 'pipeline.sqlite3'}{suffix}").unlink(missing_ok=True)
+    shutil.copy(pristine_store, root / "pipeline.sqlite3")
+
+
+def bench_build(work: Path, guides: int, repeats: int) -> list[bool]:
+    root = make_project(work / "build", guides)
+    pristine = work / "pristine.sqlite3"
+    shutil.copy(root / "pipeline.sqlite3", pristine)
+
+    def first_build() -> Run:
+        reset_build(root, pristine)
+        return run(pipeline("--root", str(root), "build", "--offline"))
+
+    def floor() -> Run:
+        shutil.rmtree(work / "floor", ignore_errors=True)
+        return run([sys.executable, "-m", "benchmarks.floor", str(root / "output"), str(work / "floor")])
+
+    first = best(repeats, first_build)
+    floor_run = best(repeats, floor)
+    before = {p.name: p.stat().st_mtime_ns for p in (root / "output").glob("*.md")}
+    second = best(repeats, lambda: run(pipeline("--root", str(root), "build", "--offline")))
+    after = {p.name: p.stat().st_mtime_ns for p in (root / "output").glob("*.md")}
+    rewritten = sum(1 for name, stamp in after.items() if before.get(name) != stamp)
+    ratio = first.wall / floor_run.wall
+    share = second.wall / first.wall
+    return [
+        line("1 build", f"{guides} guides {first.wall:.2f}s vs floor {floor_run.wall:.2f}s = {ratio:.1f}x",
+             "<= 5x floor", ratio <= 5),
+        line("2 unchanged rebuild", f"{second.wall:.2f}s = {share:.0%} of first build; {rewritten} files rewritten",
+             "<= 20% of first, 0 rewritten", share <= 0.20 and rewritten == 0),
+    ]
+
+
+# -- goal 3: fetch concurrency ------------------------------------------------------------------
+
+def fetch_project(work: Path, name: str, urls: list[str], max_concurrency: int | None = None) -> Path:
+    root = work / name
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "sources").mkdir(parents=True)
+    write_feeds_toml(root, urls)
+    if max_concurrency is not None:
+        (root / "pyproject.toml").write_text(f"[tool.pipeline]\nmax_concurrency = {max_concurrency}\n")
+    return root
+
+
+def bench_fetch(work: Path, feeds: int, quick: bool) -> list[bool]:
+    with FeedHosts(hosts=min(40, feeds), delay=0.5) as hosts:
+        urls = hosts.urls(feeds)
+        concurrent_root = fetch_project(work, "fetch-concurrent", urls)
+        concurrent = run(pipeline("--root", str(concurrent_root), "fetch", "--quiet"))
+        count_file = work / "parse-calls"
+        requests_before = hosts.requests
+        refresh = run([sys.executable, "-m", "benchmarks.counted", str(count_file),
+                       "--root", str(concurrent_root), "fetch", "--quiet"])
+        parses = int(count_file.read_text())
+        answered = hosts.requests - requests_before
+        if quick:
+            serial_wall = feeds * hosts.delay  # the least one-after-another could take
+            serial_note = "(estimated)"
+        else:
+            serial_root = fetch_project(work, "fetch-serial", urls, max_concurrency=1)
+            serial_wall = run(pipeline("--root", str(serial_root), "fetch", "--quiet")).wall
+            serial_note = ""
+        urls_file = work / "urls.txt"
+        urls_file.write_text("\n".join(urls))
+        reader_db = work / "reader.sqlite"
+        reader_db.unlink(missing_ok=True)
+        try:
+            import reader  # noqa: F401 (only to know it is installed)
+
+            reader_wall: float | None = run([sys.executable, "-m", "benchmarks.reader_run", str(reader_db),
+                                             str(urls_file)]).wall
+        except ImportError:
+            reader_wall = None
+    speedup = serial_wall / concurrent.wall
+    results = [
+        line("3 fetch concurrency", f"{feeds} feeds x 0.5s: {concurrent.wall:.2f}s vs one-by-one "
+             f"{serial_wall:.2f}s{serial_note} = {speedup:.0f}x", ">= 20x faster", speedup >= 20),
+    ]
+    if reader_wall is None:
+        results.append(line("3 fetch vs reader", "reader not installed (pip install '.[bench]')",
+                            "<= reader 3.x workers=20", False))
+    else:
+        results.append(line("3 fetch vs reader", f"pipeline {concurrent.wall:.2f}s vs reader "
+                            f"update_feeds(workers=20) {reader_wall:.2f}s", "<= reader", concurrent.wall <= reader_wall))
+    results.append(line("3 all-304 refresh", f"{answered} requests, {parses} feedparser calls, {refresh.wall:.2f}s",
+                        "0 feedparser calls", parses == 0 and answered == feeds))
+    return results
+
+
+# -- goal 4: start-up ---------------------------------------------------------------------------
+
+def bench_startup(repeats: int) -> list[bool]:
+    def median(command: list[str]) -> float:
+        return statistics.median(run(command).wall for _ in range(repeats))
+
+    click_time = median([sys.executable, "-c", "import click"])
+    help_time = median(pipeline("--help"))
+    ratio = help_time / click_time
+    return [line("4 start-up", f"pipeline --help {help_time * 1000:.0f}ms vs import click "
+                 f"{click_time * 1000:.0f}ms = {ratio:.1f}x", "<= 3x", ratio <= 3)]
+
+
+# -- goal 5: scale ------------------------------------------------------------------------------
+
+def bench_scale(work: Path, guide_sizes: Sequence[int], feed_sizes: Sequence[int]) -> list[bool]:
+    print("\n  scale: build --offline (first build; unchanged rebuild), store of 3,000 items")
+    print(f"  {'guides':>7} {'first s':>8} {'ms/guide':>9} {'peak MB':>8} {'rebuild s':>10} {'ms/guide':>9} {'peak MB':>8}")
+    build_rows = []
+    for size in guide_sizes:
+        root = make_project(work / f"scale-{size}", size)
+        first = run(pipeline("--root", str(root), "build", "--offline"))
+        again = run(pipeline("--root", str(root), "build", "--offline"))
+        build_rows.append((size, first, again))
+        print(f"  {size:>7} {first.wall:>8.2f} {first.wall / size * 1000:>9.2f} {first.peak_mb:>8.0f} "
+              f"{again.wall:>10.2f} {again.wall / size * 1000:>9.2f} {again.peak_mb:>8.0f}", flush=True)
+        shutil.rmtree(root)
+    print("\n  scale: fetch (feeds answer at once, 20 items each, over 40 loopback hosts)")
+    print(f"  {'feeds':>7} {'fetch s':>8} {'ms/feed':>9} {'peak MB':>8}")
+    fetch_rows = []
+    with FeedHosts(hosts=40, delay=0.0) as hosts:
+        for size in feed_sizes:
+            root = fetch_project(work, f"scale-fetch-{size}", hosts.urls(size))
+            fetched = run(pipeline("--root", str(root), "fetch", "--quiet"))
+            fetch_rows.append((size, fetched))
+            print(f"  {size:>7} {fetched.wall:>8.2f} {fetched.wall / size * 1000:>9.2f} {fetched.peak_mb:>8.0f}",
+                  flush=True)
+    print()
+    # Linear: the largest size costs per unit at most 2x the middle one (small sizes are start-up).
+    # Flat: peak memory of the largest at most 2x the smallest.
+    (_, mid_first, _), (big, big_first, _) = build_rows[-2], build_rows[-1]
+    mid = build_rows[-2][0]
+    build_linear = (big_first.wall / big) <= 2 * (mid_first.wall / mid)
+    build_flat = build_rows[-1][1].peak_mb <= 2 * build_rows[0][1].peak_mb
+    (fmid, fmid_run), (fbig, fbig_run) = fetch_rows[-2], fetch_rows[-1]
+    fetch_linear = (fbig_run.wall / fbig) <= 2 * (fmid_run.wall / fmid)
+    fetch_flat = fbig_run.peak_mb <= 2 * fetch_rows[0][1].peak_mb
+    return [
+        line("5 build scales", f"{mid}->{big} guides: {mid_first.wall / mid * 1000:.2f} -> "
+             f"{big_first.wall / big * 1000:.2f} ms/guide; peak {build_rows[0][1].peak_mb:.0f} -> "
+             f"{build_rows[-1][1].peak_mb:.0f} MB", "linear (<= 2x per guide), flat memory (<= 2x)",
+             build_linear and build_flat),
+        line("5 fetch scales", f"{fmid}->{fbig} feeds: {fmid_run.wall / fmid * 1000:.1f} -> "
+             f"{fbig_run.wall / fbig * 1000:.1f} ms/feed; peak {fetch_rows[0][1].peak_mb:.0f} -> "
+             f"{fbig_run.peak_mb:.0f} MB", "linear (<= 2x per feed), flat memory (<= 2x)",
+             fetch_linear and fetch_flat),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="Small sizes, one run each, no one-by-one fetch: a smoke test, not a measurement.")
+    parser.add_argument("--only", choices=["build", "fetch", "startup", "scale"], action="append",
+                        help="Run only these parts (repeatable).")
+    args = parser.parse_args(argv)
+    parts = set(args.only or ["build", "fetch", "startup", "scale"])
+    if "fetch" in parts or "scale" in parts:
+        if not loopback_aliases_work():
+            print("cannot bind 127.0.0.2: the fetch benchmarks need loopback aliases (Linux has them)")
+            return 2
+    quick = args.quick
+    results: list[bool] = []
+    started = time.perf_counter()
+    print(f"benchmarks on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; best of "
+          f"{1 if quick else 2} runs where repeated\n")
+    with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as temp:
+        work = Path(temp)
+        if "startup" in parts:
+            results += bench_startup(3 if quick else 9)
+        if "build" in parts:
+            results += bench_build(work, 20 if quick else 1000, 1 if quick else 2)
+        if "fetch" in parts:
+            results += bench_fetch(work, 8 if quick else 40, quick)
+        if "scale" in parts:
+            results += bench_scale(work, (2, 5, 10) if quick else (10, 100, 1000, 10000),
+                                   (2, 5, 10) if quick else (10, 100, 500))
+    print(f"\n{sum(results)}/{len(results)} goals met in {time.perf_counter() - started:.0f}s")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Input hashes for drafts: a draft whose inputs and bytes are what they were is not rebuilt.
+
+A fingerprint covers everything a draft is made from: the guide file's bytes, every shared
+template's bytes, the Further Reading items chosen for it (selection depends on today's date, so it
+is hashed after selecting, never "now" itself), the settings that change the text, the pipeline's own
+code and the draft file's current bytes. A hand edit changes the draft's bytes and a changed guide or
+template changes its bytes, so neither is ever skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .models import Item
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _tree_digest(folder: Path, pattern: str, skip: str | None = None) -> str:
+    """One hash over the names and bytes of every file under `folder` matching `pattern`."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob(pattern)):
+        relative = path.relative_to(folder).as_posix()
+        if not path.is_file() or (skip and relative.startswith(skip)):
+            continue
+        digest.update(relative.encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What every draft of one run shares; hashed once per run."""
+
+    digest: str
+
+    @classmethod
+    def collect(cls, templates_dir: Path, output_dir: Path, model: str | None, mode: str) -> BuildInputs:
+        """`mode` tells `build` from `refresh`: refresh leaves guide changes for build to merge."""
+        digest = hashlib.sha256()
+        for part in (__version__, _tree_digest(PACKAGE_DIR, "*.py"),
+                     _tree_digest(templates_dir, "*", skip="guides/"),
+                     str(output_dir), model or "", mode):
+            digest.update(part.encode() + b"\0")
+        return cls(digest.hexdigest())
+
+    def draft(self, guide_path: Path, chosen: Sequence[Item], draft_bytes: bytes | None) -> str:
+        """The fingerprint of one draft: shared inputs, its guide, its items and its file as it is."""
+        digest = hashlib.sha256(self.digest.encode())
+        digest.update(guide_path.name.encode() + b"\0")
+        try:
+            digest.update(guide_path.read_bytes() + b"\0")
+        except OSError:
+            digest.update(b"\1unreadable\0")  # never equal to a fingerprint of readable bytes
+        for item in chosen:
+            for value in (item.feed_url, item.guid, item.headline, item.source,
+                          item.date.isoformat() if item.date else "", item.url):
+                digest.update(value.encode() + b"\0")
+            digest.update(b"\1")
+        digest.update(b"\2" if draft_bytes is None else b"\3" + draft_bytes)
+        return digest.hexdigest()
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """A draft's bytes, or None when there is none (or it cannot be read: then it is never skipped)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
