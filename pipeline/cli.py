@@ -77,6 +77,7 @@ def cli(ctx: click.Context, root: Path | None) -> None:
 
     Example:
 
+    \b
         pipeline build            # fetch feeds, then write output/*.md
     """
     obj = Context(root)
@@ -123,6 +124,7 @@ def fetch(obj: Context, quiet: bool) -> None:
 
     Example:
 
+    \b
         pipeline fetch && pipeline items --json | head
     """
     from .lock import project_lock
@@ -151,6 +153,7 @@ def items(obj: Context, as_json: bool, feed_url: str | None, limit: int | None) 
 
     Example:
 
+    \b
         pipeline items --json --limit 5
     """
     rows = obj.store.items(feeds=[feed_url] if feed_url else None)
@@ -211,6 +214,7 @@ def build(obj: Context, offline: bool, force: bool, slugs: tuple[str, ...]) -> N
 
     Example:
 
+    \b
         pipeline build --offline wechat-encryption
     """
     report, _ = _run_build(obj, offline=offline, force=force, only=slugs, regions_only=False, quiet=False)
@@ -236,7 +240,9 @@ def refresh(obj: Context, force: bool, lock_wait: float) -> None:
 
     Example:
 
-        pipeline refresh          # crontab: */30 * * * * cd /srv/guides && .venv/bin/pipeline refresh
+    \b
+        pipeline refresh
+        */30 * * * * cd /srv/guides && .venv/bin/pipeline refresh  # crontab
     """
     try:
         report, fetch_report = _run_build(obj, offline=False, force=force, only=(), regions_only=True, quiet=True,
@@ -259,6 +265,7 @@ def sources(obj: Context, as_json: bool) -> None:
 
     Example:
 
+    \b
         pipeline sources
     """
     feeds = load_feeds(obj.settings.sources_path)
@@ -302,6 +309,7 @@ def status(obj: Context, path: Path, status: str) -> None:
 
     Example:
 
+    \b
         pipeline status output/wechat-encryption.md approved
     """
     from .build import set_status
@@ -329,6 +337,7 @@ def check(obj: Context, paths: tuple[Path, ...], release: bool, output_format: s
 
     Example:
 
+    \b
         pipeline check --release output/wechat-encryption.md
     """
     from .check import check_files, draft_paths, load_reference
@@ -374,6 +383,7 @@ def new(obj: Context, topic: str, slug: str | None) -> None:
 
     Example:
 
+    \b
         pipeline new "Opening a bank account as a student"
     """
     from .assist import Assistant, new_guide
