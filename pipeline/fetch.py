@@ -26,7 +26,11 @@ FEED_ACCEPT = (
 
 
 class BodyTooLarge(Exception):
-    pass
+    """The body passed max_body_bytes; `what` says which count passed it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
 
 
 class _Decoder:
@@ -52,10 +56,10 @@ class _Decoder:
             # Ask for at most one byte past the cap: enough to know the cap was passed.
             out = self.zlib.decompress(chunk, self.limit - self.size + 1)
             if self.zlib.unconsumed_tail:
-                raise BodyTooLarge
+                raise BodyTooLarge("decompressed body")
         self.size += len(out)
         if self.size > self.limit:
-            raise BodyTooLarge
+            raise BodyTooLarge("decompressed body" if self.zlib else "body")
         return out
 
 
@@ -101,8 +105,10 @@ async def fetch_one(
                 return FetchResult(feed, 200, body=body, headers=response_headers, final_url=url,
                                    permanent_redirect=permanent)
         return FetchResult(feed, None, error=f"more than {MAX_REDIRECTS} redirects (a redirect loop?)")
-    except BodyTooLarge:
-        return FetchResult(feed, 200, error=f"body larger than {max_body_bytes // (1024 * 1024)} MiB; skipped")
+    except BodyTooLarge as exc:
+        return FetchResult(
+            feed, 200, error=f"{exc.what} larger than the {_size(max_body_bytes)} cap (max_body_bytes); skipped"
+        )
     except ValueError as exc:  # unsupported Content-Encoding
         return FetchResult(feed, None, error=str(exc))
     except zlib.error as exc:
@@ -124,14 +130,14 @@ async def fetch_one(
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
-        raise BodyTooLarge
+        raise BodyTooLarge(f"body ({length} bytes announced)")
     decoder = _Decoder(response.headers.get("content-encoding", ""), limit)
     received = 0
     chunks: list[bytes] = []
     async for raw in response.aiter_raw():
         received += len(raw)
         if received > limit:
-            raise BodyTooLarge
+            raise BodyTooLarge("body")
         chunks.append(decoder.feed(raw))
     return b"".join(chunks)
 
@@ -144,6 +150,11 @@ def _status_reason(response: httpx.Response) -> str:
     if code == 404:
         return f"HTTP 404 {phrase}: check the url in sources/feeds.toml".replace("  ", " ")
     return f"HTTP {code} {phrase}".strip()
+
+
+def _size(count: int) -> str:
+    mib = 1024 * 1024
+    return f"{count // mib} MiB" if count >= mib and count % mib == 0 else f"{count:,} bytes"
 
 
 def _short(exc: BaseException) -> str:

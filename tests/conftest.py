@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +25,8 @@ class Route:
     status: int = 200
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/rss+xml"})
     etag: str | None = None  # when set, If-None-Match with this value answers 304
+    last_modified: str | None = None  # when set, sent; If-Modified-Since with this value answers 304
+    delay: float = 0.0  # seconds to hold the request open before answering (to see concurrency)
 
 
 @dataclass
@@ -37,12 +41,25 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[SeenRequest] = []
+        self.in_flight = 0  # requests being answered right now
+        self.max_in_flight = 0  # the most ever answered at once
+        self._count_lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                with server._count_lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with server._count_lock:
+                        server.in_flight -= 1
+
+            def _answer(self) -> None:
                 server.requests.append(SeenRequest(self.path, {k.lower(): v for k, v in self.headers.items()}))
                 route = server.routes.get(self.path)
                 if route is None:
@@ -50,9 +67,14 @@ class FeedServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                if route.etag and self.headers.get("If-None-Match") == route.etag:
+                if route.delay:
+                    time.sleep(route.delay)
+                if (route.etag and self.headers.get("If-None-Match") == route.etag) or (
+                    route.last_modified and self.headers.get("If-Modified-Since") == route.last_modified
+                ):
                     self.send_response(304)
-                    self.send_header("ETag", route.etag)
+                    if route.etag:
+                        self.send_header("ETag", route.etag)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -61,6 +83,8 @@ class FeedServer:
                     self.send_header(key, value)
                 if route.etag:
                     self.send_header("ETag", route.etag)
+                if route.last_modified:
+                    self.send_header("Last-Modified", route.last_modified)
                 self.send_header("Content-Length", str(len(route.body)))
                 self.end_headers()
                 self.wfile.write(route.body)
@@ -70,7 +94,16 @@ class FeedServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.httpd.handle_error = self._handle_error  # type: ignore[method-assign]
+        # A short poll interval: shutdown() waits for it, once per test using the fixture.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def _handle_error(self, request: object, client_address: object) -> None:
+        # A client closing its keep-alive connection is normal; printing its traceback would land
+        # in whatever stderr a test captures (CliRunner's) and look like the pipeline's output.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        ThreadingHTTPServer.handle_error(self.httpd, request, client_address)  # type: ignore[arg-type]
 
     @property
     def base_url(self) -> str:

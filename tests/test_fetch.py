@@ -1,0 +1,249 @@
+"""`pipeline fetch` against real HTTP servers on 127.0.0.1, through real httpx and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pipeline.cli import cli
+from pipeline.fetch import MAX_REDIRECTS, USER_AGENT, fetch_feeds
+from pipeline.models import Feed
+from pipeline.store import Store
+
+from conftest import FeedServer, Route, write_feeds
+
+FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
+
+
+def rss(*titles: str, channel: str = "Test Channel") -> bytes:
+    items = "".join(
+        f"<item><title>{t}</title><link>https://news.example/{n}</link><guid>{n}</guid>"
+        f"<pubDate>Fri, 06 Mar 2026 0{n % 10}:00:00 +0800</pubDate></item>"
+        for n, t in enumerate(titles)
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{channel}</title>{items}</channel></rss>'.encode()
+
+
+def fetch(project: Path) -> Result:
+    return CliRunner().invoke(cli, ["--root", str(project), "fetch"])
+
+
+def stored(project: Path) -> list:
+    with Store(project / "pipeline.sqlite3") as store:
+        return store.items()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/rss"
+
+
+def set_tool_settings(project: Path, **values: int) -> None:
+    lines = "\n".join(f"{key} = {value}" for key, value in values.items())
+    (project / "pyproject.toml").write_text(f"[tool.pipeline]\n{lines}\n", encoding="utf-8")
+
+
+def test_fetch_stores_items_and_sends_a_descriptive_user_agent(project: Path, feed_server: FeedServer) -> None:
+    feed_server.routes["/rss"] = Route(rss("Alipay adds foreign cards", "Metro goes cashless"))
+    write_feeds(project, {"url": feed_server.url("/rss"), "publisher": "Test News"})
+
+    result = fetch(project)
+
+    assert result.exit_code == 0, result.output
+    assert "1 ok" in result.stdout and "2 new items" in result.stdout
+    assert sorted(i.headline for i in stored(project)) == ["Alipay adds foreign cards", "Metro goes cashless"]
+    (request,) = feed_server.requests
+    agent = request.headers["user-agent"]
+    assert agent == USER_AGENT
+    assert agent.startswith("expat-guide-pipeline/") and "(" in agent and "python-httpx" not in agent
+    assert "gzip" in request.headers["accept-encoding"]
+    assert "application/rss+xml" in request.headers["accept"]
+
+
+def test_conditional_get_remembers_etag_and_last_modified_and_a_304_keeps_items(
+    project: Path, feed_server: FeedServer
+) -> None:
+    stamp = "Fri, 06 Mar 2026 02:00:00 GMT"
+    feed_server.routes["/etag"] = Route(rss("Tagged story"), etag='"v1"')
+    feed_server.routes["/lm"] = Route(rss("Dated story"), last_modified=stamp)
+    write_feeds(project, {"url": feed_server.url("/etag")}, {"url": feed_server.url("/lm")})
+
+    assert fetch(project).exit_code == 0
+    with Store(project / "pipeline.sqlite3") as store:
+        assert store.feed_state(feed_server.url("/etag")).etag == '"v1"'
+        assert store.feed_state(feed_server.url("/lm")).last_modified == stamp
+    first = stored(project)
+
+    # The server now answers 304 with an empty body: parsing it would fail the feed.
+    second = fetch(project)
+
+    assert second.exit_code == 0, second.output
+    assert "2 ok (2 not modified)" in second.stdout and "0 new items" in second.stdout
+    assert second.stderr == ""
+    by_path = {r.path: r.headers for r in feed_server.requests[2:]}
+    assert by_path["/etag"]["if-none-match"] == '"v1"'
+    assert by_path["/lm"]["if-modified-since"] == stamp
+    assert stored(project) == first
+    with Store(project / "pipeline.sqlite3") as store:
+        state = store.feed_state(feed_server.url("/etag"))
+    assert state.last_status == "304" and state.etag == '"v1"' and state.items_stored == 1
+
+
+def test_gb2312_feed_with_charset_only_in_content_type(project: Path, feed_server: FeedServer) -> None:
+    body = (FEEDS / "gb2312-http-charset.xml").read_bytes()
+    assert b"encoding=" not in body.split(b"?>")[0]  # the sample declares no charset itself
+    feed_server.routes["/cn.xml"] = Route(body, headers={"Content-Type": "text/xml; charset=gb2312"})
+    write_feeds(project, {"url": feed_server.url("/cn.xml")})
+
+    assert fetch(project).exit_code == 0
+    items = stored(project)
+    assert [i.headline for i in items] == ["外国人支付便利化新措施发布", "留学生签证办理指南更新"]
+    assert {i.source for i in items} == {"上海生活资讯"}
+
+
+def test_redirects_are_followed_up_to_the_cap(project: Path, feed_server: FeedServer) -> None:
+    hops = MAX_REDIRECTS
+    for n in range(hops):
+        feed_server.routes[f"/ok{n}"] = Route(status=302, headers={"Location": f"/ok{n + 1}"})
+    feed_server.routes[f"/ok{hops}"] = Route(rss("Arrived after redirects"))
+    for n in range(hops + 1):
+        feed_server.routes[f"/loop{n}"] = Route(status=301, headers={"Location": f"/loop{n + 1}"})
+    feed_server.routes[f"/loop{hops + 1}"] = Route(rss("Never reached"))
+    write_feeds(project, {"url": feed_server.url("/ok0")}, {"url": feed_server.url("/loop0")})
+
+    result = fetch(project)
+
+    assert result.exit_code == 0, result.output
+    assert [i.headline for i in stored(project)] == ["Arrived after redirects"]
+    assert f"warning: feed {feed_server.url('/loop0')}: more than {MAX_REDIRECTS} redirects" in result.stderr
+    assert f"/loop{hops + 1}" not in [r.path for r in feed_server.requests]
+
+
+def test_permanent_redirect_is_reported_with_its_target(project: Path, feed_server: FeedServer) -> None:
+    feed_server.routes["/old"] = Route(status=301, headers={"Location": "/new"})
+    feed_server.routes["/new"] = Route(rss("Moved feed story"))
+    write_feeds(project, {"url": feed_server.url("/old")})
+
+    result = fetch(project)
+
+    assert result.exit_code == 0
+    assert f"feed {feed_server.url('/old')} moved permanently to {feed_server.url('/new')}" in result.stderr
+    assert [i.feed_url for i in stored(project)] == [feed_server.url("/old")]
+
+
+def test_body_size_cap(project: Path, feed_server: FeedServer) -> None:
+    set_tool_settings(project, max_body_bytes=4096)
+    feed_server.routes["/big"] = Route(rss(*(f"Story number {n} " + "x" * 80 for n in range(60))))
+    feed_server.routes["/small"] = Route(rss("Small story"))
+    write_feeds(project, {"url": feed_server.url("/big")}, {"url": feed_server.url("/small")})
+
+    result = fetch(project)
+
+    assert result.exit_code == 0, result.output
+    assert f"warning: feed {feed_server.url('/big')}: body (" in result.stderr
+    assert "larger than the 4,096 bytes cap (max_body_bytes)" in result.stderr
+    assert [i.headline for i in stored(project)] == ["Small story"]
+
+
+def test_decompressed_size_cap_refuses_a_small_gzip_that_inflates_past_it(
+    project: Path, feed_server: FeedServer
+) -> None:
+    set_tool_settings(project, max_body_bytes=64 * 1024)
+    inflated = rss("Padding story") + b"<!--" + b" " * (32 * 1024 * 1024) + b"-->"
+    bomb = gzip.compress(inflated, compresslevel=9)
+    assert len(bomb) < 64 * 1024 < len(inflated)
+    gzip_headers = {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"}
+    feed_server.routes["/bomb"] = Route(bomb, headers=gzip_headers)
+    feed_server.routes["/gz"] = Route(gzip.compress(rss("Compressed story")), headers=gzip_headers)
+    write_feeds(project, {"url": feed_server.url("/bomb")}, {"url": feed_server.url("/gz")})
+
+    tracemalloc.start()
+    try:
+        result = fetch(project)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert result.exit_code == 0, result.output
+    assert f"warning: feed {feed_server.url('/bomb')}: decompressed body larger than the 65,536 bytes cap" in (
+        result.stderr
+    )
+    assert [i.headline for i in stored(project)] == ["Compressed story"]
+    # Refused after inflating about the cap, not the 32 MiB the body would become.
+    assert peak < 8 * 1024 * 1024
+
+
+def test_one_failing_feed_never_stops_the_others(project: Path, feed_server: FeedServer) -> None:
+    feed_server.routes["/good"] = Route(rss("The one that works"))
+    feed_server.routes["/error"] = Route(b"oops", status=500, headers={"Content-Type": "text/plain"})
+    feed_server.routes["/html"] = Route(b"<html><body>Please log in</body></html>", headers={"Content-Type": "text/html"})
+    refused = closed_port_url()
+    write_feeds(
+        project,
+        {"url": feed_server.url("/missing")},
+        {"url": feed_server.url("/error")},
+        {"url": refused},
+        {"url": feed_server.url("/html")},
+        {"url": feed_server.url("/good")},
+    )
+
+    result = fetch(project)
+
+    assert result.exit_code == 0, result.output
+    assert "1 ok" in result.stdout and "4 failed" in result.stdout
+    assert [i.headline for i in stored(project)] == ["The one that works"]
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 4, result.stderr  # one line per failed feed, nothing else
+    expected = {
+        feed_server.url("/missing"): "HTTP 404 Not Found: check the url in sources/feeds.toml",
+        feed_server.url("/error"): "HTTP 500 Internal Server Error",
+        refused: "cannot connect",
+        feed_server.url("/html"): "RSS or Atom feed",
+    }
+    for url, reason in expected.items():
+        (line,) = [w for w in warnings if w.startswith(f"warning: feed {url}: ")]
+        assert reason in line, line
+    with Store(project / "pipeline.sqlite3") as store:
+        states = store.feed_states()
+    assert states[feed_server.url("/error")].last_error == "HTTP 500 Internal Server Error"
+    assert states[feed_server.url("/error")].consecutive_failures == 1
+    assert states[feed_server.url("/good")].consecutive_failures == 0
+
+
+def test_fetch_exits_non_zero_when_no_feed_worked(project: Path, feed_server: FeedServer) -> None:
+    refused = closed_port_url()
+    write_feeds(project, {"url": feed_server.url("/missing")}, {"url": refused})
+
+    result = fetch(project)
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert f"warning: feed {feed_server.url('/missing')}: HTTP 404" in result.stderr
+    assert f"warning: feed {refused}: cannot connect" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: no feed could be fetched; check the network and sources/feeds.toml"
+    )
+    assert stored(project) == []
+
+
+@pytest.mark.parametrize(("overall", "per_host", "bound"), [(3, 16, 3), (16, 2, 2)])
+def test_concurrency_is_bounded(feed_server: FeedServer, overall: int, per_host: int, bound: int) -> None:
+    feeds = []
+    for n in range(8):
+        feed_server.routes[f"/slow{n}"] = Route(rss(f"Slow story {n}"), delay=0.15)
+        feeds.append(Feed(url=feed_server.url(f"/slow{n}")))
+
+    results = asyncio.run(fetch_feeds(feeds, {}, timeout=5, max_concurrency=overall, per_host_concurrency=per_host))
+
+    assert [r.status for r in results] == [200] * 8
+    assert [r.feed for r in results] == feeds  # results come back in the feeds' order
+    # Concurrent, but never more than the bound at once.
+    assert feed_server.max_in_flight == bound
