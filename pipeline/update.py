@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .errors import FeedError
-from .extract import extract_items
 from .fetch import fetch_feeds
 from .models import Feed, FeedState, FetchResult
 from .store import Store
+
+if TYPE_CHECKING:
+    from .extract import Extraction
 
 # After this many failures in a row a feed is skipped for a while, doubling up to a day.
 BACKOFF_AFTER = 3
@@ -88,19 +93,32 @@ def update_feeds(
         else:
             due.append(feed)
 
-    results = asyncio.run(
-        fetch_feeds(
-            due,
-            states,
-            timeout=settings.timeout,
-            max_concurrency=settings.max_concurrency,
-            per_host_concurrency=settings.per_host_concurrency,
-            max_body_bytes=settings.max_body_bytes,
-            on_result=on_result,
+    # Parsing overlaps the network: each body is parsed on a worker thread as soon as it arrives, and
+    # the parser's heavy imports (feedparser, bs4) load there while the requests are in flight.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse") as parser:
+        parser.submit(import_module, f"{__package__}.extract")
+        parsing: dict[str, Future[Extraction]] = {}
+
+        def arrived(result: FetchResult) -> None:
+            if result.ok and result.body is not None and not result.not_modified:
+                parsing[result.feed.url] = parser.submit(_extract, result)
+            if on_result:
+                on_result(result)
+
+        results = asyncio.run(
+            fetch_feeds(
+                due,
+                states,
+                timeout=settings.timeout,
+                max_concurrency=settings.max_concurrency,
+                per_host_concurrency=settings.per_host_concurrency,
+                max_body_bytes=settings.max_body_bytes,
+                on_result=arrived,
+            )
         )
-    )
-    for result in results:
-        reports[result.feed.url] = _record(store, result, states.get(result.feed.url), now)
+        for result in results:
+            reports[result.feed.url] = _record(store, result, states.get(result.feed.url), now,
+                                               parsing.get(result.feed.url))
     for url, note in carried.items():
         earlier = reports[url].message
         reports[url] = replace(reports[url], message=f"{note}; {earlier}" if earlier else note)
@@ -123,7 +141,15 @@ def _take_over_moved_feeds(store: Store, feeds: Sequence[Feed], states: dict[str
     return notes
 
 
-def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.datetime) -> FeedReport:
+def _extract(result: FetchResult) -> Extraction:
+    from .extract import extract_items
+
+    assert result.body is not None
+    return extract_items(result.feed, result.body, dict(result.headers), base_url=result.final_url)
+
+
+def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.datetime,
+            parsing: Future[Extraction] | None = None) -> FeedReport:
     feed = result.feed
     state = state or FeedState(url=feed.url)
     state = replace(state, last_attempt=now)
@@ -134,7 +160,7 @@ def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.
         return FeedReport(feed.url, "not-modified", moved_to=result.permanent_redirect)
     if result.ok and result.body is not None:
         try:
-            extraction = extract_items(feed, result.body, dict(result.headers), base_url=result.final_url)
+            extraction = parsing.result() if parsing is not None else _extract(result)
         except FeedError as exc:
             return _failed(store, state, now, str(result.status), exc.reason)
         new = store.save_items(extraction.items, now)
