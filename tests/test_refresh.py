@@ -18,11 +18,13 @@ from review_support import (
     EPOCH,
     NEW_STORY,
     PYTHON,
+    Story,
     assert_whole,
     draft_path,
     env_for_subprocess,
     gain_story,
     run,
+    rss,
     serve_feeds,
     snapshot,
 )
@@ -248,3 +250,64 @@ def test_refresh_with_feeds_file_listing_nothing_still_refreshes_from_the_store(
     result = run(built, "refresh")
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_done_when_scenario(project: Path, feed_server: FeedServer) -> None:
+    """Issue 3's "Done when", end to end with feeds on 127.0.0.1."""
+    serve_feeds(project, feed_server)
+    assert run(project, "build").exit_code == 0
+    path = draft_path(project)
+
+    # A reviewer edits the draft outside the managed regions, front matter included.
+    text = path.read_text(encoding="utf-8")
+    reviewer_edits = [
+        "Reviewer's tip: save a screenshot of the refund screen.",
+        "\nreviewer: Dana\n",
+    ]
+    text = text.replace("If something goes wrong, contact the merchant first",
+                        reviewer_edits[0] + "\n\nIf something goes wrong, contact the merchant first", 1)
+    text = text.replace("\nstatus: draft\n", "\nstatus: in-review\nreviewer: Dana\n", 1)
+    path.write_text(text, encoding="utf-8")
+
+    # A feed gains a story; the other feed is unchanged.
+    gain_story(feed_server, NEW_STORY)
+    seen = len(feed_server.requests)
+    result = run(project, "refresh")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    draft = read_draft(path)
+    assert draft is not None
+    assert f"🔸 {NEW_STORY.headline}" in draft.regions["further-reading"]
+    privacy_requests = [r for r in feed_server.requests[seen:] if r.path == "/privacy.xml"]
+    assert [r.headers.get("if-none-match") for r in privacy_requests] == ['"privacy-1"']
+    with Store(project / "pipeline.sqlite3") as store:
+        assert store.feed_state(feed_server.url("/privacy.xml")).last_status == "304"
+    for edit in reviewer_edits:
+        assert edit in draft.text
+    assert draft.front_matter["status"] == "in-review"
+
+    # A hand edit inside the list survives a later refresh that brings more news.
+    hand_edit = f"🔸 {NEW_STORY.headline} (English menus in 20 cities, per Dana)"
+    path.write_text(draft.text.replace(f"🔸 {NEW_STORY.headline}", hand_edit, 1), encoding="utf-8")
+    feed_server.routes["/pay.xml"] = Route(
+        rss("Pay News", (Story("Alipay opens a help desk at Pudong airport", "alipay-desk", 0), NEW_STORY)),
+        etag='"pay-3"')
+    result = run(project, "refresh")
+    assert result.exit_code == 0
+    assert f"{path}: region 'further-reading' was edited by hand" in result.stderr
+    text = path.read_text(encoding="utf-8")
+    assert hand_edit in text
+    for edit in reviewer_edits:
+        assert edit in text
+
+    # Two refreshes at once leave a whole draft, with every edit still there.
+    command = [PYTHON, "-m", "pipeline.cli", "--root", str(project), "refresh", "--wait", "60"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for_subprocess())
+            for _ in range(2)]
+    for process in runs:
+        process.communicate(timeout=120)
+        assert process.returncode == 0
+    assert_whole(path)
+    text = path.read_text(encoding="utf-8")
+    assert hand_edit in text
+    for edit in reviewer_edits:
+        assert edit in text
