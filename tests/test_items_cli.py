@@ -199,3 +199,17 @@ def test_items_table_lists_newest_first(project: Path, flag: list[str]) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("2026-03-06") and lines[0].endswith("Newer story")
     assert len(lines) == (1 if flag else 2)
+
+
+def test_first_seen_never_moves_and_known_items_are_not_new_again(project: Path) -> None:
+    first_run = dt.datetime(2026, 3, 5, 8, tzinfo=dt.timezone.utc)
+    later_run = dt.datetime(2026, 3, 6, 8, tzinfo=dt.timezone.utc)
+    story = Item("https://a.example/rss", "g1", "Story", "A News", dt.date(2026, 3, 5), "https://a.example/1")
+    with Store(project / "pipeline.sqlite3") as store:
+        assert store.save_items([story], first_run) == 1
+        # The publisher corrects the headline; the item is updated, not new, and keeps its first sighting.
+        corrected = Item(story.feed_url, story.guid, "Story (corrected)", "A News", story.date, story.url)
+        assert store.save_items([corrected], later_run) == 0
+        (stored,) = store.items()
+    assert stored.headline == "Story (corrected)"
+    assert stored.first_seen == first_run
