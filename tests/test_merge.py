@@ -274,3 +274,20 @@ def test_refresh_moves_a_changed_approved_draft_back_to_in_review(built: Path, f
     assert f"{payments}: was approved; news changed it, so it is back to in-review" in result.stderr
     assert snapshot(privacy) == privacy_before  # unchanged news: still approved, untouched
     assert str(privacy) not in result.stderr
+
+
+def test_a_draft_saved_by_a_reviewer_during_a_run_is_not_overwritten(built: Path) -> None:
+    from pipeline.build import _write_unless_changed_meanwhile
+
+    path = draft_path(built)
+    read_by_the_run = read_draft(path)
+    assert read_by_the_run is not None
+    edit(path, REVIEWER_LINE, "Saved meanwhile. " + REVIEWER_LINE)  # the reviewer saves mid-run
+    saved = path.read_text(encoding="utf-8")
+
+    written = _write_unless_changed_meanwhile(path, read_by_the_run, read_by_the_run.text + "\nthe run's text\n")
+
+    assert written is False
+    assert path.read_text(encoding="utf-8") == saved
+    assert _write_unless_changed_meanwhile(path, read_draft(path), "new\n") is True  # type: ignore[arg-type]
+    assert path.read_text(encoding="utf-8") == "new\n"
