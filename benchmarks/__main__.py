@@ -122,12 +122,17 @@ def bench_fetch(work: Path, feeds: int, quick: bool) -> list[bool]:
     with FeedHosts(hosts=min(40, feeds), delay=0.5) as hosts:
         urls = hosts.urls(feeds)
         concurrent_root = fetch_project(work, "fetch-concurrent", urls)
-        concurrent = run(pipeline("--root", str(concurrent_root), "fetch", "--quiet"))
+
+        def concurrent_fetch() -> Run:  # a fresh store each time: every feed answers 200
+            fetch_project(work, "fetch-concurrent", urls)
+            return run(pipeline("--root", str(concurrent_root), "fetch", "--quiet"))
+
+        concurrent = best(1 if quick else 3, concurrent_fetch)
         count_file = work / "parse-calls"
         requests_before = hosts.requests
         refresh = run([sys.executable, "-m", "benchmarks.counted", str(count_file),
                        "--root", str(concurrent_root), "fetch", "--quiet"])
-        parses = int(count_file.read_text())
+        parses = len(count_file.read_text())
         answered = hosts.requests - requests_before
         if quick:
             serial_wall = feeds * hosts.delay  # the least one-after-another could take

@@ -6,7 +6,6 @@ pipeline runs unchanged, feedparser.parse is wrapped to count its calls.
 
 from __future__ import annotations
 
-import atexit
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,16 @@ def main() -> None:
     import feedparser
 
     count_file = Path(sys.argv[1])
-    calls = [0]
+    count_file.write_text("")
     original = feedparser.parse
 
     def counting(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
+        # One byte per call, appended: counts calls made in forked parser processes too.
+        with count_file.open("a") as tally:
+            tally.write("x")
         return original(*args, **kwargs)
 
     feedparser.parse = counting
-    atexit.register(lambda: count_file.write_text(str(calls[0])))
     from pipeline.cli import main as pipeline_main
 
     sys.argv = ["pipeline", *sys.argv[2:]]

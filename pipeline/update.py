@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+import os
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import import_module
 from typing import TYPE_CHECKING
@@ -93,11 +95,10 @@ def update_feeds(
         else:
             due.append(feed)
 
-    # Parsing overlaps the network: each body is parsed on a worker thread as soon as it arrives, and
-    # the parser's heavy imports (feedparser, bs4) load there while the requests are in flight.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse") as parser:
-        parser.submit(import_module, f"{__package__}.extract")
-        parsing: dict[str, Future[Extraction]] = {}
+    # Parsing overlaps the network: each body is parsed off the event loop as soon as it arrives, and
+    # the parser's heavy imports (feedparser, bs4) load while the requests are in flight.
+    with _parser_pool(len(due)) as parser:
+        parsing: dict[str, Future[tuple[Extraction | None, str | None]]] = {}
 
         def arrived(result: FetchResult) -> None:
             if result.ok and result.body is not None and not result.not_modified:
@@ -141,15 +142,40 @@ def _take_over_moved_feeds(store: Store, feeds: Sequence[Feed], states: dict[str
     return notes
 
 
-def _extract(result: FetchResult) -> Extraction:
+# From this many feeds on, and with more than one core, parsing runs in worker processes side by
+# side (feedparser is pure Python: threads would only take turns). Fewer feeds are not worth a fork.
+PARALLEL_PARSE_FROM = 8
+
+
+def _parser_pool(feeds: int) -> Executor:
+    cores = os.cpu_count() or 1
+    pool: Executor
+    if feeds >= PARALLEL_PARSE_FROM and cores > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # Forked now, before the event loop starts any thread; the workers import the parser while
+        # the main process waits on the network.
+        workers = min(cores, 4)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    else:
+        workers = 1
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse")
+    for _ in range(workers):
+        pool.submit(import_module, f"{__package__}.extract")
+    return pool
+
+
+def _extract(result: FetchResult) -> tuple[Extraction | None, str | None]:
+    """(extraction, None), or (None, reason) for a feed that cannot be read (plain values cross processes)."""
     from .extract import extract_items
 
     assert result.body is not None
-    return extract_items(result.feed, result.body, dict(result.headers), base_url=result.final_url)
+    try:
+        return extract_items(result.feed, result.body, dict(result.headers), base_url=result.final_url), None
+    except FeedError as exc:
+        return None, exc.reason
 
 
 def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.datetime,
-            parsing: Future[Extraction] | None = None) -> FeedReport:
+            parsing: Future[tuple[Extraction | None, str | None]] | None = None) -> FeedReport:
     feed = result.feed
     state = state or FeedState(url=feed.url)
     state = replace(state, last_attempt=now)
@@ -159,10 +185,9 @@ def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.
                                       moved_to=result.permanent_redirect))
         return FeedReport(feed.url, "not-modified", moved_to=result.permanent_redirect)
     if result.ok and result.body is not None:
-        try:
-            extraction = parsing.result() if parsing is not None else _extract(result)
-        except FeedError as exc:
-            return _failed(store, state, now, str(result.status), exc.reason)
+        extraction, reason = parsing.result() if parsing is not None else _extract(result)
+        if extraction is None:
+            return _failed(store, state, now, str(result.status), reason or "unreadable feed")
         new = store.save_items(extraction.items, now)
         store.save_feed_state(
             replace(

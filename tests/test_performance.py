@@ -1,0 +1,138 @@
+"""What makes the pipeline fast must never make it wrong: input fingerprints and parallel parsing.
+
+No timed assertions here: speed is measured by `make bench` (benchmarks/), not by tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, FeedServer, Route, write_feeds
+from pipeline.build import build_drafts
+from pipeline.config import load_feeds, load_settings
+from pipeline.models import Item
+from pipeline.store import Store
+from pipeline.update import PARALLEL_PARSE_FROM, update_feeds
+
+NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+SLUGS = ["mobile-payments", "wechat-encryption"]
+
+
+def _item(number: int, headline: str) -> Item:
+    return Item(feed_url="https://feeds.example.com/rss", guid=f"g{number}", headline=headline,
+                source="Example News", date=dt.date(2026, 3, 8), url=f"https://news.example.com/{number}")
+
+
+def _build(root: Path, store: Store, force: bool = False) -> dict[str, tuple[str, tuple[str, ...]]]:
+    settings = load_settings(root)
+    report = build_drafts(settings, store, load_feeds(settings.sources_path), NOW, force=force)
+    return {d.slug: (d.outcome, d.notes) for d in report.drafts}
+
+
+def _stamps(root: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (root / "output").glob("*.md")}
+
+
+def test_unchanged_rebuild_rewrites_nothing_and_reports_unchanged(project: Path) -> None:
+    with Store(project / "pipeline.sqlite3") as store:
+        store.save_items([_item(1, "WeChat changes its privacy settings"),
+                          _item(2, "Alipay raises limits for foreign cards")], NOW)
+        assert {o for o, _ in _build(project, store).values()} == {"created"}
+        before = {p.name: p.read_bytes() for p in (project / "output").glob("*.md")}
+        stamps = _stamps(project)
+        assert len(store.fingerprints()) == 2
+        assert _build(project, store) == {slug: ("unchanged", ()) for slug in SLUGS}
+    assert _stamps(project) == stamps
+    assert {p.name: p.read_bytes() for p in (project / "output").glob("*.md")} == before
+
+
+def test_a_changed_guide_template_or_news_item_is_never_skipped(project: Path) -> None:
+    with Store(project / "pipeline.sqlite3") as store:
+        store.save_items([_item(1, "WeChat changes its privacy settings")], NOW)
+        _build(project, store)
+
+        guide = project / "templates" / "guides" / "wechat-encryption.md"
+        guide.write_text(guide.read_text(encoding="utf-8").replace(
+            "If you live, work or study in China,", "Wherever you live, work or study in China,"), encoding="utf-8")
+        outcomes = _build(project, store)
+        assert outcomes["wechat-encryption"][0] == "updated"
+        assert outcomes["mobile-payments"] == ("unchanged", ())
+        assert "Wherever you live" in (project / "output" / "wechat-encryption.md").read_text(encoding="utf-8")
+
+        disclaimer = project / "templates" / "partials" / "disclaimer.md.j2"
+        disclaimer.write_text(disclaimer.read_text(encoding="utf-8") + "\nChecked by the editors.\n",
+                              encoding="utf-8")
+        assert {o for o, _ in _build(project, store).values()} == {"updated"}
+        for slug in SLUGS:
+            assert "Checked by the editors." in (project / "output" / f"{slug}.md").read_text(encoding="utf-8")
+
+        store.save_items([_item(3, "Tencent explains WeChat encryption")], NOW)
+        assert _build(project, store)["wechat-encryption"][0] == "updated"
+        assert "Tencent explains WeChat encryption" in (
+            project / "output" / "wechat-encryption.md").read_text(encoding="utf-8")
+
+
+def test_a_hand_edited_draft_is_looked_at_not_skipped(project: Path) -> None:
+    with Store(project / "pipeline.sqlite3") as store:
+        store.save_items([_item(1, "WeChat changes its privacy settings")], NOW)
+        _build(project, store)
+        path = project / "output" / "wechat-encryption.md"
+        text = path.read_text(encoding="utf-8")
+        edited = text.replace("🔸 WeChat changes its privacy settings", "🔸 A reviewer rewrote this line", 1)
+        assert edited != text
+        path.write_text(edited, encoding="utf-8")
+        outcome, notes = _build(project, store)["wechat-encryption"]
+        # The edit sits in a managed region: the build must see it and say it left it alone.
+        assert any("edited by hand" in note for note in notes), (outcome, notes)
+        assert "A reviewer rewrote this line" in path.read_text(encoding="utf-8")
+        # A draft with something to say is never fingerprinted, so the note comes again next run.
+        assert "wechat-encryption" not in store.fingerprints()
+        assert any("edited by hand" in note for note in _build(project, store)["wechat-encryption"][1])
+
+
+def test_force_rebuilds_even_when_nothing_changed(project: Path) -> None:
+    with Store(project / "pipeline.sqlite3") as store:
+        _build(project, store)
+        path = project / "output" / "mobile-payments.md"
+        path.write_text(path.read_text(encoding="utf-8").replace("# Paying", "# Reviewer says: Paying", 1),
+                        encoding="utf-8")
+        assert _build(project, store, force=True)["mobile-payments"][0] == "updated"
+        assert "Reviewer says" not in path.read_text(encoding="utf-8")
+
+
+def _rss(number: int) -> bytes:
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {number}</title>'
+            f"<item><title>Story {number} about WeChat</title><link>https://news.example.com/{number}</link>"
+            f"<guid>story-{number}</guid><pubDate>Sun, 08 Mar 2026 09:00:00 +0800</pubDate></item>"
+            "</channel></rss>").encode()
+
+
+def test_many_feeds_are_parsed_in_worker_processes_with_failures_reported(
+        project: Path, feed_server: FeedServer) -> None:
+    count = PARALLEL_PARSE_FROM + 2  # enough to take the parallel path
+    for number in range(count):
+        feed_server.routes[f"/feed/{number}.xml"] = Route(_rss(number))
+    feed_server.routes["/feed/0.xml"] = Route(b"<html><body>not a feed</body></html>",
+                                              headers={"Content-Type": "text/html"})
+    write_feeds(project, *({"url": feed_server.url(f"/feed/{n}.xml")} for n in range(count)))
+    settings = load_settings(project)
+    with Store(settings.store_path) as store:
+        report = update_feeds(settings, store, load_feeds(settings.sources_path), NOW)
+        headlines = sorted(item.headline for item in store.items())
+    statuses = [feed.status for feed in report.feeds]
+    assert statuses == ["failed"] + ["new"] * (count - 1)
+    assert "not an RSS or Atom feed" in (report.feeds[0].message or "") or "not a readable" in (
+        report.feeds[0].message or "")
+    assert headlines == sorted(f"Story {n} about WeChat" for n in range(1, count))
+
+
+def test_benchmark_smoke_mode_prints_its_goal_lines(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "build"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr  # 1: a goal missed; a crash would be 2 or more
+    lines = result.stdout.splitlines()
+    assert any(line.split()[1:3] == ["1", "build"] and "goal:" in line for line in lines), result.stdout
+    assert any("2 unchanged rebuild" in line and "0 files rewritten" in line for line in lines), result.stdout
