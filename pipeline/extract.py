@@ -188,7 +188,7 @@ def _entry_item(feed: Feed, entry: Any, feed_title: str | None, base_url: str) -
     return Item(
         feed_url=feed.url,
         guid=guid[:2000],
-        headline=headline[:500],
+        headline=headline[:500].rstrip(),  # a cut must not leave a trailing space
         source=source[:200],
         date=publisher_local_date(entry),
         url=link,
