@@ -8,6 +8,7 @@ which is how a hand edit is told apart from the pipeline's own text.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -152,7 +153,7 @@ def build_drafts(
     # One guide at a time, so memory stays flat however many guides there are. Items are read once
     # per age window and selections are shared by guides that differ only in slug and path.
     windows: dict[int, list[Item]] = {}
-    selections: dict[Guide, list[Item]] = {}
+    selections: dict[bytes, list[Item]] = {}  # keyed by a digest, so no guide text is kept
     for guide_path in paths:
         slug = guide_path.stem
         path = settings.output_dir / f"{slug}.md"
@@ -160,7 +161,7 @@ def build_drafts(
             guide = load_guide(guide_path)
             if guide.max_age_days not in windows:
                 windows[guide.max_age_days] = store.items(since=now.date() - dt.timedelta(days=guide.max_age_days))
-            twin = replace(guide, slug="", path=Path())
+            twin = hashlib.sha256(repr(replace(guide, slug="", path=Path())).encode()).digest()
             if twin not in selections:
                 selections[twin] = select_further_reading(windows[guide.max_age_days], guide, now, feed_tags)
             chosen = selections[twin]
