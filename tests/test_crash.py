@@ -1,0 +1,201 @@
+"""Killed at any moment, a run leaves nothing torn: every draft is the old one or the new one, temp
+files are swept up by the next run, and the SQLite store passes its integrity check."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from pipeline.drafts import TEMP_PREFIX, TEMP_SUFFIX, split_draft
+from pipeline.models import Item
+from pipeline.store import Store
+
+PIPELINE = str(REPO / ".venv" / "bin" / "pipeline")
+EPOCH = "1772452800"  # 2026-03-02 12:00 UTC: drafts are byte-for-byte reproducible
+NOW = dt.datetime.fromtimestamp(int(EPOCH), tz=dt.timezone.utc)
+GUIDES = 400
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "PIPELINE_MODEL": ""}
+
+
+def run_pipeline(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PIPELINE, "--root", str(root), *args], capture_output=True, text=True, env=_env(),
+                          timeout=timeout)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted((root / "output").glob("*.md"))}
+
+
+def news(count: int) -> list[Item]:
+    return [Item("https://news.example.com/feed", f"n{n}", f"Alipay update number {n} for foreign cards",
+                 f"Publisher {n}", (NOW - dt.timedelta(days=n + 1)).date(), f"https://news.example.com/{n}")
+            for n in range(count)]
+
+
+@pytest.fixture
+def big_project(project: Path) -> Path:
+    """The shipped guides plus 400 copies of one under other slugs."""
+    guides = project / "templates" / "guides"
+    source = (guides / "mobile-payments.md").read_text(encoding="utf-8")
+    for n in range(GUIDES):
+        (guides / f"copy-{n:03d}.md").write_text(source, encoding="utf-8")
+    return project
+
+
+def kill_after_writes(root: Path, writes: int, *args: str) -> int:
+    """SIGKILL a run once it has replaced `writes` drafts: mid-way by construction, not by timing."""
+    child = subprocess.Popen([PIPELINE, "--root", str(root), *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=_env())
+    started = time.time_ns()
+    while child.poll() is None:
+        with os.scandir(root / "output") as entries:
+            if sum(1 for e in entries if e.name.endswith(".md") and e.stat().st_mtime_ns >= started) >= writes:
+                child.send_signal(signal.SIGKILL)
+                break
+        time.sleep(0.002)
+    return child.wait()
+
+
+def assert_each_draft_old_or_new(root: Path, old: dict[str, str], new: dict[str, str]) -> tuple[int, int]:
+    """Every draft on disk is one of the two whole versions (and reads back); returns (old, new) counts."""
+    seen_old = seen_new = 0
+    for path in sorted((root / "output").glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        assert text in (old.get(path.name), new[path.name]), f"{path.name} is torn"
+        split_draft(path, text)
+        seen_old += text == old.get(path.name)
+        seen_new += text == new[path.name]
+    return seen_old, seen_new
+
+
+def test_a_400_guide_build_killed_midway_leaves_no_torn_draft(big_project: Path, tmp_path: Path) -> None:
+    root = big_project
+    first = run_pipeline(root, "build", "--offline")
+    assert first.returncode == 0, first.stderr
+    old = snapshot(root)
+    assert len(old) == GUIDES + 2
+
+    # News arrives, so every draft's Further Reading and context change on the next build.
+    with Store(root / "pipeline.sqlite3") as store:
+        store.save_items(news(5), NOW)
+    reference = tmp_path / "reference"
+    shutil.copytree(root, reference)
+    finished = run_pipeline(reference, "build", "--offline")
+    assert finished.returncode == 0, finished.stderr
+    new = {name: text.replace(str(reference), str(root)) for name, text in snapshot(reference).items()}
+    assert sum(new[name] != old[name] for name in old) >= GUIDES + 1  # all but the WeChat guide
+
+    rng = random.Random(5)
+    for kill in range(3):
+        status = kill_after_writes(root, rng.randint(10, 100), "build", "--offline")
+        assert status in (-signal.SIGKILL, 0)
+        seen_old, seen_new = assert_each_draft_old_or_new(root, old, new)
+        if kill == 0:
+            assert status == -signal.SIGKILL and seen_old > 100 and seen_new >= 10  # really killed mid-way
+        with sqlite3.connect(root / "pipeline.sqlite3") as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # A temp file as a kill between writing and renaming leaves it: swept up, never read as a draft.
+    (root / "output" / f"{TEMP_PREFIX}leftover{TEMP_SUFFIX}").write_text("---\ntitle: half", encoding="utf-8")
+    again = run_pipeline(root, "build", "--offline")
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
+    assert snapshot(root) == new
+    assert not list((root / "output").glob(f"{TEMP_PREFIX}*"))
+
+
+def test_a_kill_during_the_first_build_leaves_whole_drafts_or_none(big_project: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    shutil.copytree(big_project, reference)
+    assert run_pipeline(reference, "build", "--offline").returncode == 0
+    new = {name: text.replace(str(reference), str(big_project)) for name, text in snapshot(reference).items()}
+
+    assert kill_after_writes(big_project, 150, "build", "--offline") == -signal.SIGKILL
+    _, written = assert_each_draft_old_or_new(big_project, {}, new)
+    assert 150 <= written < len(new)
+    again = run_pipeline(big_project, "build", "--offline")
+    assert again.returncode == 0, again.stderr
+    assert snapshot(big_project) == new
+
+
+WRITER = textwrap.dedent("""
+    import datetime as dt, sys, time
+    from pipeline.models import Item
+    from pipeline.store import Store
+    now = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)
+    with Store(sys.argv[1]) as store:
+        for batch in range(10**6):
+            # Old news: it fills the store without changing what any draft lists.
+            store.save_items([Item(sys.argv[2], f"{batch}-{n}", "Headline " * 20, "Source", dt.date(2020, 1, 1),
+                                   f"https://e.com/{batch}/{n}") for n in range(int(sys.argv[3]))], now)
+            print(batch, flush=True)
+            time.sleep(float(sys.argv[4]))
+""")
+
+
+def start_writer(db: Path, feed: str, batch: int, pause: float = 0.0) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(db), feed, str(batch), str(pause)],
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def test_a_store_write_killed_midway_stays_consistent(tmp_path: Path) -> None:
+    db = tmp_path / "pipeline.sqlite3"
+    Store(db).close()
+    for attempt in range(3):
+        writer = start_writer(db, f"https://feed{attempt}.example.com/", 500)
+        assert writer.stdout is not None
+        for _ in range(2 + attempt):  # let a few transactions commit, then kill inside the next one
+            assert writer.stdout.readline()
+        time.sleep(0.01 * attempt)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            counts = conn.execute("SELECT feed_url, count(*) FROM items GROUP BY feed_url").fetchall()
+        # Each batch is one transaction: whole batches or nothing, never a part of one.
+        assert counts and all(count % 500 == 0 for _url, count in counts), counts
+    with Store(db) as store:
+        assert len(store.items()) == sum(count for _url, count in counts)
+
+
+def test_a_build_a_refresh_and_a_writer_overlapping_all_finish(big_project: Path) -> None:
+    root = big_project
+    assert run_pipeline(root, "build", "--offline").returncode == 0
+    with Store(root / "pipeline.sqlite3") as store:
+        store.save_items(news(3), NOW)
+    db = root / "pipeline.sqlite3"
+    # A writer outside the project lock (as a second tool might be) leans on SQLite's busy timeout.
+    writer = start_writer(db, "https://other.example.com/", 200, pause=0.02)
+    build = subprocess.Popen([PIPELINE, "--root", str(root), "build", "--offline"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=_env())
+    time.sleep(0.2)
+    refresh = run_pipeline(root, "refresh", "--wait", "30")
+    build_out, build_err = build.communicate(timeout=60)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert build.returncode == 0, build_err
+    assert refresh.returncode == 0, refresh.stderr
+    for output in (build_out, build_err, refresh.stdout, refresh.stderr):
+        assert "Traceback" not in output and "database is locked" not in output
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    for path in (root / "output").glob("*.md"):
+        draft = split_draft(path, path.read_text(encoding="utf-8"))
+        if path.name != "wechat-encryption.md":  # the payments news does not concern it
+            assert len(draft.front_matter["further_reading"]) == 3, path.name  # the news reached every draft
