@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures of the review-workflow tests (e.g. `built`) live beside their helpers.
+pytest_plugins = ["review_support"]
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -14,7 +14,10 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import pytest
 from click.testing import CliRunner, Result
+
+from conftest import FeedServer
 
 from pipeline.cli import cli
 from pipeline.drafts import read_draft
@@ -137,3 +140,12 @@ def assert_whole(path: Path) -> None:
     positions = [draft.body.index(heading) for heading in SECTIONS]
     assert positions == sorted(positions), path
     assert set(REGION_NAMES) <= set(draft.regions), path
+
+
+@pytest.fixture
+def built(project: Path, feed_server: FeedServer) -> Path:
+    """A project whose two drafts were built from two feeds on the test server."""
+    serve_feeds(project, feed_server)
+    result = run(project, "build")
+    assert result.exit_code == 0, result.stderr
+    return project

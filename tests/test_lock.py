@@ -23,7 +23,6 @@ from review_support import (
     env_for_subprocess,
     gain_story,
     run,
-    serve_feeds,
     snapshot,
 )
 
@@ -36,13 +35,6 @@ with project_lock(Path(sys.argv[1]), wait_seconds=0):
     sys.stdin.read()  # hold until the test closes our stdin (or kills us)
 """
 
-
-@pytest.fixture
-def built(project: Path, feed_server: FeedServer) -> Path:
-    serve_feeds(project, feed_server)
-    result = run(project, "build")
-    assert result.exit_code == 0, result.stderr
-    return project
 
 
 @contextmanager

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from conftest import FeedServer
 from pipeline.drafts import read_draft
-from review_support import NEW_STORY, assert_whole, draft_path, gain_story, run, serve_feeds, snapshot
+from review_support import (
+    NEW_STORY,
+    assert_whole,
+    draft_path,
+    gain_story,
+    run,
+    snapshot,
+)
 
 GUIDE = Path("templates/guides/mobile-payments.md")
 # Two paragraphs of the payments guide, far apart: the guide changes one, a reviewer the other.
@@ -17,13 +23,6 @@ REVIEWER_LINE = "If something goes wrong, contact the merchant first"
 HEADLINE = "Alipay raises single-payment limit for foreign cards"
 FIXED_HEADLINE = "Alipay raises the single-payment limit for foreign cards (fixed by Dana)"
 
-
-@pytest.fixture
-def built(project: Path, feed_server: FeedServer) -> Path:
-    serve_feeds(project, feed_server)
-    result = run(project, "build")
-    assert result.exit_code == 0, result.stderr
-    return project
 
 
 def edit(path: Path, old: str, new: str) -> None:

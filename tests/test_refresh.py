@@ -30,14 +30,6 @@ from review_support import (
 )
 
 
-@pytest.fixture
-def built(project: Path, feed_server: FeedServer) -> Path:
-    """A project whose two drafts were built from two feeds on the test server."""
-    serve_feeds(project, feed_server)
-    result = run(project, "build")
-    assert result.exit_code == 0, result.stderr
-    return project
-
 
 def test_refresh_rewrites_only_the_managed_regions_and_their_front_matter(
     built: Path, feed_server: FeedServer
