@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from .models import Guide, Item
@@ -17,10 +18,17 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _EARLIEST_ZONE = dt.timedelta(hours=14)
 
 
+# Every guide looks at every stored headline: computed once per headline, not once per guide.
+@lru_cache(maxsize=1 << 16)
 def headline_key(headline: str) -> str:
     """The headline up to case and punctuation: two items with the same key are one story."""
     folded = unicodedata.normalize("NFKC", headline).casefold()
     return " ".join(_WORD.findall(folded))
+
+
+@lru_cache(maxsize=1 << 16)
+def _web_link(url: str) -> bool:
+    return urlsplit(url).scheme in ("http", "https")
 
 
 def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
@@ -33,6 +41,22 @@ def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
             score += 2
     if set(feed_tags) & set(guide.tags):
         score += 1
+    return score
+
+
+def guide_scorer(guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> Callable[[Item], int]:
+    """relevance() for one guide, with the guide's side (keywords, tags) worked out once, not per item."""
+    keys = [f" {key} " for key in map(headline_key, guide.keywords) if key]
+    tags = set(guide.tags)
+    bonus: dict[str, int] = {}
+
+    def score(item: Item) -> int:
+        words = f" {headline_key(item.headline)} "
+        tag = bonus.get(item.feed_url)
+        if tag is None:
+            tag = bonus[item.feed_url] = int(bool(set(feed_tags.get(item.feed_url, ())) & tags))
+        return 2 * sum(1 for key in keys if key in words) + tag
+
     return score
 
 
@@ -58,16 +82,17 @@ def select_further_reading(
     oldest = today - dt.timedelta(days=guide.max_age_days)
     candidates = [
         i for i in items
-        if i.date is not None and oldest <= i.date <= latest and urlsplit(i.url).scheme in ("http", "https")
+        if i.date is not None and oldest <= i.date <= latest and _web_link(i.url)
     ]
 
     # One story carried by several feeds under one canonical link: the earliest-dated copy stands for
     # it, and the story is as relevant as its best-matching copy (feeds retitle syndicated stories).
     by_link: dict[str, Item] = {}
     story_score: dict[str, int] = {}
+    relevance_of = guide_scorer(guide, feed_tags)
     for item in sorted(candidates, key=lambda i: (i.date, i.feed_url, i.guid)):
         by_link.setdefault(item.url, item)
-        score = relevance(item, guide, feed_tags.get(item.feed_url, ()))
+        score = relevance_of(item)
         story_score[item.url] = max(score, story_score.get(item.url, 0))
 
     scored = [(story_score[url], i) for url, i in by_link.items()]

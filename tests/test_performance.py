@@ -136,3 +136,19 @@ def test_benchmark_smoke_mode_prints_its_goal_lines(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert any(line.split()[1:3] == ["1", "build"] and "goal:" in line for line in lines), result.stdout
     assert any("2 unchanged rebuild" in line and "0 files rewritten" in line for line in lines), result.stdout
+
+
+def test_the_per_guide_scorer_scores_exactly_as_relevance() -> None:
+    from pipeline.models import Guide
+    from pipeline.select import guide_scorer, relevance
+
+    guide = Guide(slug="g", path=Path("g.md"), title="G", keywords=("wechat", "data protection", "Ünïcode!", "", "wechat"),
+                  tags=("privacy", "china"))
+    feed_tags = {"a": ("privacy",), "b": ("travel",), "c": ()}
+    headlines = ["WeChat adds data protection rules", "wechat", "Data-Protection law", "Unrelated news",
+                 "ÜNÏCODE headline", "WeChat, WeChat and more WeChat", ""]
+    score = guide_scorer(guide, feed_tags)
+    for feed in ("a", "b", "c", "unknown"):
+        for number, headline in enumerate(headlines):
+            item = Item(feed_url=feed, guid=str(number), headline=headline, source="S", date=None, url="https://x/")
+            assert score(item) == relevance(item, guide, feed_tags.get(feed, ())), (feed, headline)
