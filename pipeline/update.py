@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 import multiprocessing
 import os
+import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import import_module
@@ -97,12 +98,12 @@ def update_feeds(
 
     # Parsing overlaps the network: each body is parsed off the event loop as soon as it arrives, and
     # the parser's heavy imports (feedparser, bs4) load while the requests are in flight.
-    with _parser_pool(len(due)) as parser:
+    with _Parsers(len(due)) as parser:
         parsing: dict[str, Future[tuple[Extraction | None, str | None]]] = {}
 
         def arrived(result: FetchResult) -> None:
             if result.ok and result.body is not None and not result.not_modified:
-                parsing[result.feed.url] = parser.submit(_extract, result)
+                parsing[result.feed.url] = parser.submit(result)
             if on_result:
                 on_result(result)
 
@@ -147,20 +148,38 @@ def _take_over_moved_feeds(store: Store, feeds: Sequence[Feed], states: dict[str
 PARALLEL_PARSE_FROM = 8
 
 
-def _parser_pool(feeds: int) -> Executor:
-    cores = os.cpu_count() or 1
-    pool: Executor
-    if feeds >= PARALLEL_PARSE_FROM and cores > 1 and "fork" in multiprocessing.get_all_start_methods():
-        # Forked now, before the event loop starts any thread; the workers import the parser while
-        # the main process waits on the network.
-        workers = min(cores, 4)
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    else:
-        workers = 1
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse")
-    for _ in range(workers):
-        pool.submit(import_module, f"{__package__}.extract")
-    return pool
+class _Parsers:
+    """Parses bodies off the event loop as they arrive: on a thread, or in forked worker processes."""
+
+    def __init__(self, feeds: int) -> None:
+        cores = os.cpu_count() or 1
+        self._workers = min(cores, 4)
+        self._parallel = (feeds >= PARALLEL_PARSE_FROM and cores > 1
+                          and "fork" in multiprocessing.get_all_start_methods())
+        self._pool: Executor | None = None
+        # The parser's imports (feedparser, bs4) load once, here, while the requests are in flight.
+        self._warm = threading.Thread(target=import_module, args=(f"{__package__}.extract",),
+                                      name="pipeline-parser-import", daemon=True)
+        self._warm.start()
+
+    def submit(self, result: FetchResult) -> Future[tuple[Extraction | None, str | None]]:
+        if self._pool is None:
+            # Started at the first body (a run of 304s starts none); forked workers inherit the
+            # loaded parser instead of each importing it again.
+            self._warm.join()
+            if self._parallel:
+                self._pool = ProcessPoolExecutor(max_workers=self._workers,
+                                                 mp_context=multiprocessing.get_context("fork"))
+            else:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse")
+        return self._pool.submit(_extract, result)
+
+    def __enter__(self) -> _Parsers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 def _extract(result: FetchResult) -> tuple[Extraction | None, str | None]:
