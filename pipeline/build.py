@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import merge3
@@ -161,11 +161,13 @@ def build_drafts(
             guide = load_guide(guide_path)
             if guide.max_age_days not in windows:
                 windows[guide.max_age_days] = store.items(since=now.date() - dt.timedelta(days=guide.max_age_days))
-            twin = hashlib.sha256(repr(replace(guide, slug="", path=Path())).encode()).digest()
+            # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
+            guide_bytes = read_bytes(guide_path)
+            twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
             if twin not in selections:
                 selections[twin] = select_further_reading(windows[guide.max_age_days], guide, now, feed_tags)
             chosen = selections[twin]
-            digest = inputs.draft(guide_path, chosen, read_bytes(path))
+            digest = inputs.draft(guide_path, chosen, read_bytes(path), guide_bytes)
             if not force and fingerprints.get(slug) == digest:
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
@@ -177,7 +179,8 @@ def build_drafts(
                              regions_only=regions_only)
             # Only a clean outcome may be skipped next time: notes must keep reaching a person.
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
-            store.save_fingerprint(slug, inputs.draft(guide_path, chosen, read_bytes(path)) if clean else None)
+            store.save_fingerprint(slug, inputs.draft(guide_path, chosen, read_bytes(path), guide_bytes)
+                                   if clean else None)
         except PipelineError as exc:
             report = DraftReport(slug, path, "error", (exc.message,))
         reports.append(report)

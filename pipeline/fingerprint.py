@@ -48,12 +48,13 @@ class BuildInputs:
             digest.update(part.encode() + b"\0")
         return cls(digest.hexdigest())
 
-    def draft(self, guide_path: Path, chosen: Sequence[Item], draft_bytes: bytes | None) -> str:
+    def draft(self, guide_path: Path, chosen: Sequence[Item], draft_bytes: bytes | None,
+              guide_bytes: bytes | None = None) -> str:
         """The fingerprint of one draft: shared inputs, its guide, its items and its file as it is."""
         digest = hashlib.sha256(self.digest.encode())
         digest.update(guide_path.name.encode() + b"\0")
         try:
-            digest.update(guide_path.read_bytes() + b"\0")
+            digest.update((guide_bytes if guide_bytes is not None else guide_path.read_bytes()) + b"\0")
         except OSError:
             digest.update(b"\1unreadable\0")  # never equal to a fingerprint of readable bytes
         for item in chosen:

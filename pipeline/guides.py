@@ -97,10 +97,14 @@ def _compose_and_load(source: str) -> tuple[yaml.Node | None, object]:
     # the pure-Python parser words errors the way our messages need, so it reports the broken ones.
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:
+        loader = fast(source)
         try:
-            return yaml.compose(source, Loader=fast), yaml.load(source, Loader=fast)
+            node = loader.get_single_node()  # parsed once: the data is built from the same nodes
+            return node, (loader.construct_document(node) if node is not None else None)
         except yaml.YAMLError:
             pass
+        finally:
+            loader.dispose()
     return yaml.compose(source, Loader=yaml.SafeLoader), yaml.safe_load(source)
 
 
