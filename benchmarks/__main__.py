@@ -127,7 +127,7 @@ def bench_fetch(work: Path, feeds: int, quick: bool) -> list[bool]:
             fetch_project(work, "fetch-concurrent", urls)
             return run(pipeline("--root", str(concurrent_root), "fetch", "--quiet"))
 
-        concurrent = best(1 if quick else 3, concurrent_fetch)
+        concurrent = best(1 if quick else 5, concurrent_fetch)
         count_file = work / "parse-calls"
         requests_before = hosts.requests
         refresh = run([sys.executable, "-m", "benchmarks.counted", str(count_file),
@@ -242,14 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     quick = args.quick
     results: list[bool] = []
     started = time.perf_counter()
-    print(f"benchmarks on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; best of "
-          f"{1 if quick else 2} runs where repeated\n")
+    print(f"benchmarks on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average "
+          f"{os.getloadavg()[0]:.1f}; repeated steps keep their fastest run (noise only adds time)\n")
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as temp:
         work = Path(temp)
         if "startup" in parts:
             results += bench_startup(3 if quick else 9)
         if "build" in parts:
-            results += bench_build(work, 20 if quick else 1000, 1 if quick else 2)
+            results += bench_build(work, 20 if quick else 1000, 1 if quick else 3)
         if "fetch" in parts:
             results += bench_fetch(work, 8 if quick else 40, quick)
         if "scale" in parts:
