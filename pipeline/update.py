@@ -107,8 +107,10 @@ def update_feeds(
             if on_result:
                 on_result(result)
 
-        results = asyncio.run(
-            fetch_feeds(
+        async def fetch_all() -> list[FetchResult]:
+            # The imports start a moment later, so the requests go out without sharing the interpreter.
+            asyncio.get_running_loop().call_later(WARM_UP_AFTER, parser.warm_up)
+            return await fetch_feeds(
                 due,
                 states,
                 timeout=settings.timeout,
@@ -117,7 +119,8 @@ def update_feeds(
                 max_body_bytes=settings.max_body_bytes,
                 on_result=arrived,
             )
-        )
+
+        results = asyncio.run(fetch_all())
         for result in results:
             reports[result.feed.url] = _record(store, result, states.get(result.feed.url), now,
                                                parsing.get(result.feed.url))
@@ -146,6 +149,7 @@ def _take_over_moved_feeds(store: Store, feeds: Sequence[Feed], states: dict[str
 # From this many feeds on, and with more than one core, parsing runs in worker processes side by
 # side (feedparser is pure Python: threads would only take turns). Fewer feeds are not worth a fork.
 PARALLEL_PARSE_FROM = 8
+WARM_UP_AFTER = 0.1  # seconds: the first body starts them at once if it comes sooner
 
 
 class _Parsers:
@@ -160,12 +164,16 @@ class _Parsers:
         # The parser's imports (feedparser, bs4) load once, here, while the requests are in flight.
         self._warm = threading.Thread(target=import_module, args=(f"{__package__}.extract",),
                                       name="pipeline-parser-import", daemon=True)
-        self._warm.start()
+
+    def warm_up(self) -> None:
+        if self._warm.ident is None:
+            self._warm.start()
 
     def submit(self, result: FetchResult) -> Future[tuple[Extraction | None, str | None]]:
         if self._pool is None:
             # Started at the first body (a run of 304s starts none); forked workers inherit the
             # loaded parser instead of each importing it again.
+            self.warm_up()
             self._warm.join()
             if self._parallel:
                 self._pool = ProcessPoolExecutor(max_workers=self._workers,
