@@ -32,7 +32,6 @@ from .errors import DraftError, PipelineError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item
-from .render import make_environment, render_draft
 from .select import select_further_reading
 from .store import Store
 
@@ -111,6 +110,8 @@ def generate(
         drafted = context_drafter(guide, chosen)
         if drafted is not None:
             context, extra = drafted
+    from .render import render_draft  # Jinja2 loads only when a draft is rendered
+
     draft = render_draft(env, guide, chosen, settings.output_dir, now, context_paragraph=context)  # type: ignore[arg-type]
     if extra:
         draft.front_matter.update(extra)
@@ -145,7 +146,7 @@ def build_drafts(
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(settings.output_dir)
     paths, reports = _wanted_guide_paths(settings, only)
-    env = make_environment(settings.templates_dir)
+    env: object | None = None  # made at the first draft that needs rendering: none when all are skipped
     feed_tags = {feed.url: feed.tags for feed in feeds}
     inputs = BuildInputs.collect(settings.templates_dir, settings.output_dir, settings.model,
                                  "refresh" if regions_only else "build")
@@ -171,6 +172,10 @@ def build_drafts(
             if not force and fingerprints.get(slug) == digest:
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
+            if env is None:
+                from .render import make_environment
+
+                env = make_environment(settings.templates_dir)
             generation = generate(settings, guide, (), feeds, now, env, context_drafter, chosen=chosen)
             existing = read_draft(path)
             if regions_only and existing is None:
