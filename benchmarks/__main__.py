@@ -155,7 +155,7 @@ def bench_fetch(work: Path, feeds: int, quick: bool) -> list[bool]:
     speedup = serial_wall / concurrent.wall
     results = [
         line("3 fetch concurrency", f"{feeds} feeds x 0.5s: {concurrent.wall:.2f}s vs one-by-one "
-             f"{serial_wall:.2f}s{serial_note} = {speedup:.0f}x", ">= 20x faster", speedup >= 20),
+             f"{serial_wall:.2f}s{serial_note} = {speedup:.1f}x", ">= 20x faster", speedup >= 20),
     ]
     if reader_wall is None:
         results.append(line("3 fetch vs reader", "reader not installed (pip install '.[bench]')",
