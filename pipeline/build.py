@@ -1,7 +1,7 @@
 """Guides + stored items -> drafts on disk, without ever losing what a reviewer wrote.
 
-`build_drafts` regenerates whole drafts and three-way merges them into reviewed files;
-`refresh_drafts` rewrites only the managed regions. Both remember what they generated in the store,
+`build_drafts` regenerates whole drafts and three-way merges them into reviewed files; with
+`regions_only` (what `pipeline refresh` runs) it rewrites only the managed regions. Both remember what they generated in the store,
 which is how a hand edit is told apart from the pipeline's own text.
 """
 

@@ -102,9 +102,7 @@ def _fetch(obj: Context, quiet: bool = False) -> Any:
         if progress:
             progress.__exit__(None, None, None)
     for feed in report.feeds:
-        if feed.status == "failed":
-            warn(f"feed {feed.url}: {feed.message}")
-        elif feed.message and feed.status != "skipped":
+        if feed.message and feed.status != "skipped":  # a backed-off feed shows in `pipeline sources`
             warn(f"feed {feed.url}: {feed.message}")
         if feed.moved_to:
             warn(f"feed {feed.url} moved permanently to {feed.moved_to}; update sources/feeds.toml "
@@ -286,17 +284,17 @@ def sources(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    header = f"{'':2}{'PUBLISHER':<22} {'LAST SUCCESS':<16} {'STATUS':<6} {'ITEMS':>5} {'FAILS':>5}  URL / LAST ERROR"
+    header = f"{'':3}{'PUBLISHER':<24} {'LAST SUCCESS':<16} {'STATUS':<6} {'ITEMS':>5} {'FAILS':>5}  URL / LAST ERROR"
     click.echo(header)
     for row in rows:
         failing = row["failures"] > 0
-        mark = click.style("!!", fg="red", bold=True) if failing else "  "
-        line = (f"{mark}{row['publisher'][:22]:<22} {row['last_success'] or 'never':<16} "
+        mark = click.style("!! ", fg="red", bold=True) if failing else "   "
+        line = (f"{mark}{row['publisher'][:24]:<24} {row['last_success'] or 'never':<16} "
                 f"{row['last_status'] or '-':<6} {row['items']:>5} {row['failures']:>5}  {row['url']}")
         click.echo(click.style(line, fg="red") if failing else line)
         if failing:
             retry = f" (next try after {row['retry_after']} UTC)" if row["retry_after"] else ""
-            click.echo(click.style(f"{'':60}last error: {row['last_error']}{retry}", fg="red"))
+            click.echo(click.style(f"{'':63}last error: {row['last_error']}{retry}", fg="red"))
 
 
 @cli.command()

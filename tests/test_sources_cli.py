@@ -31,7 +31,7 @@ def test_sources_shows_one_row_per_feed_and_marks_the_failing_one(project: Path,
     good_row = next(line for line in lines if line.endswith(good))
     bad_row = next(line for line in lines if line.endswith(bad))
     assert good_row.split() == ["Pay", "News", "2025-03-01", "12:00", "304", "2", "0", good]
-    assert bad_row.split() == ["!!Broken", "Times", "never", "500", "0", "2", bad]
+    assert bad_row.split() == ["!!", "Broken", "Times", "never", "500", "0", "2", bad]
     assert not good_row.startswith("!!")
     # The failing feed's last error is printed right under its row.
     error_line = lines[lines.index(bad_row) + 1]
