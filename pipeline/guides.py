@@ -7,7 +7,9 @@ opens a guidance section, except `## FAQ` (each `### ` inside is a question) and
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -31,7 +33,23 @@ def load_guide(path: Path) -> Guide:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise GuideError(path, f"cannot be read ({exc})") from exc
-    return parse_guide(path, text)
+    if not SLUG.match(path.stem):
+        return parse_guide(path, text)  # raises, naming the file
+    try:
+        parsed = _parse_text(text)
+    except GuideError:
+        return parse_guide(path, text)  # parse again so the error names this file, not a placeholder
+    return replace(parsed, slug=path.stem, path=path)
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_text(text: str) -> Guide:
+    """A guide's content, parsed once per distinct text: sites built from one template guide
+    (and every rebuild of an unchanged one in a long-lived process) skip the YAML work."""
+    return parse_guide(_PLACEHOLDER, text)
+
+
+_PLACEHOLDER = Path("guide.md")
 
 
 def parse_guide(path: Path, text: str) -> Guide:
