@@ -22,7 +22,8 @@ from pipeline.drafts import TEMP_PREFIX, TEMP_SUFFIX, split_draft
 from pipeline.models import Item
 from pipeline.store import Store
 
-PIPELINE = str(REPO / ".venv" / "bin" / "pipeline")
+# The console script installed beside the interpreter running the tests, whichever venv that is.
+PIPELINE = str(Path(sys.executable).with_name("pipeline"))
 EPOCH = "1772452800"  # 2026-03-02 12:00 UTC: drafts are byte-for-byte reproducible
 NOW = dt.datetime.fromtimestamp(int(EPOCH), tz=dt.timezone.utc)
 GUIDES = 400

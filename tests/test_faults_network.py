@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, Route, write_feeds
+from conftest import Route, write_feeds
 from faultserver import FaultServer, refused_url, rss
 
 from pipeline.cli import cli
@@ -185,7 +185,7 @@ def test_done_when_fetch_survives_every_fault_together(faults: FaultServer, proj
     out, err = project / "stdout.txt", project / "stderr.txt"
     started = time.monotonic()
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        child = subprocess.Popen([str(REPO / ".venv" / "bin" / "pipeline"), "--root", str(project), "fetch"],
+        child = subprocess.Popen([str(Path(sys.executable).with_name("pipeline")), "--root", str(project), "fetch"],
                                  stdout=stdout, stderr=stderr, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         # wait4 gives this child's own peak memory, not the most any child of pytest ever used.
         _pid, status, usage = os.wait4(child.pid, 0)
