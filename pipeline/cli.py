@@ -268,7 +268,7 @@ def sources(obj: Context, as_json: bool) -> None:
     """
     feeds = load_feeds(obj.settings.sources_path)
     states = obj.store.feed_states()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for feed in feeds:
         state = states.get(feed.url)
         rows.append({

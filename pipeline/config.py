@@ -87,10 +87,10 @@ def load_settings(root: Path | None = None) -> Settings:
         return Settings(
             root=root,
             model=str(model) if model else None,
-            max_concurrency=int(table.get("max_concurrency", 64)),  # type: ignore[arg-type]
-            per_host_concurrency=int(table.get("per_host_concurrency", 2)),  # type: ignore[arg-type]
-            timeout=float(table.get("timeout", 10.0)),  # type: ignore[arg-type]
-            max_body_bytes=int(table.get("max_body_bytes", 10 * 1024 * 1024)),  # type: ignore[arg-type]
+            max_concurrency=int(str(table.get("max_concurrency", 64))),
+            per_host_concurrency=int(str(table.get("per_host_concurrency", 2))),
+            timeout=float(str(table.get("timeout", 10.0))),
+            max_body_bytes=int(str(table.get("max_body_bytes", 10 * 1024 * 1024))),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(pyproject, f"[tool.pipeline] has a value of the wrong type ({exc})") from exc

@@ -59,9 +59,9 @@ def _json_exact(value: object) -> bool:
     if value is None or type(value) in (str, int, bool):
         return True
     if type(value) is list:
-        return all(_json_exact(v) for v in value)  # type: ignore[attr-defined]
+        return all(_json_exact(v) for v in value)
     if type(value) is dict:
-        return all(type(k) is str and _json_exact(v) for k, v in value.items())  # type: ignore[attr-defined]
+        return all(type(k) is str and _json_exact(v) for k, v in value.items())
     return False
 
 
