@@ -200,6 +200,7 @@ def test_done_when_fetch_survives_every_fault_together(faults: FaultServer, proj
     with Store(project / "pipeline.sqlite3") as store:
         assert len(store.items()) == 3
     peak_mib = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
+    print(f"done-when fetch: {elapsed:.1f} s, peak {peak_mib:.0f} MiB")  # shown with -s, for the record
     assert peak_mib < 400, f"peak memory {peak_mib:.0f} MiB"
     # Bound from the settings: every feed at once, each within 3 x timeout, plus start-up.
     assert elapsed < 3 * TIMEOUT + 20, f"took {elapsed:.1f} s"
