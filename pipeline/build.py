@@ -24,6 +24,7 @@ from .drafts import (
     fill_regions,
     read_draft,
     remove_stale_temp_files,
+    repeated_regions,
     set_front_matter_key,
     split_draft,
     write_atomic,
@@ -208,11 +209,19 @@ def _update(
     if existing is None or (force and not regions_only):
         return _write_whole(store, slug, path, generation, existing)
 
-    status = str(existing.front_matter.get("status", "draft"))
-    if status == "approved" and not regions_only and not force:
-        return DraftReport(slug, path, "kept", (f"{path}: approved; body left alone (use --force to regenerate)",))
+    repeats = repeated_regions(existing.body)
+    if repeats:
+        line, name = repeats[0]
+        line += existing.text.count("\n") - existing.body.count("\n")  # body line -> file line
+        return DraftReport(slug, path, "error", (
+            f"{path}:{line}: region {name!r} appears twice; draft left untouched (keep one copy of its "
+            "markers and move your text outside them, or use `build --force` to regenerate)",))
 
-    notes: list[str] = []
+    status, status_note = review_status(existing.front_matter)
+    notes: list[str] = [f"{path}: {status_note}"] if status_note else []
+    if status == "approved" and not regions_only and not force:
+        return DraftReport(slug, path, "kept", (*notes, f"{path}: approved; body left alone (use --force to regenerate)"))
+
     # Regions: replaced unless a reviewer edited them since the pipeline last wrote them.
     on_disk = existing.regions
     regions: dict[str, str] = {}
@@ -269,7 +278,8 @@ def _update(
 
     # Front matter: generated keys follow the generation unless a reviewer changed them.
     fm_text = existing.front_matter_text
-    last_front = json.loads(records["front_matter"]) if "front_matter" in records else {}
+    front_recorded = "front_matter" in records
+    last_front = json.loads(records["front_matter"]) if front_recorded else {}
     owned_by_kept_region = {key for name in left_alone for key in REGION_KEYS.get(name, ())}
     region_keys = {key for keys in REGION_KEYS.values() for key in keys}
     keys = [k for k in GENERATED_KEYS if k in draft.front_matter]
@@ -282,12 +292,18 @@ def _update(
         reviewer_changed = key in existing.front_matter and key in last_front and current != last_front[key]
         if reviewer_changed and not (force and key in region_keys):
             continue  # a reviewer changed it: theirs
+        unknown = not front_recorded and key in existing.front_matter and current != draft.front_matter[key]
+        if unknown and not (force and key in region_keys):
+            # Without a record a reviewer's value cannot be told from an old generation: keep it.
+            notes.append(f"{path}: front matter {key!r}: no record of what the pipeline last wrote there (new "
+                         "store?); left alone (use --force to replace it)")
+            continue
         if current != draft.front_matter[key]:
             fm_text = set_front_matter_key(fm_text, key, draft.front_matter[key])
 
     changed_body = body != existing.body
     if fm_text != existing.front_matter_text or changed_body:
-        if status == "approved" and changed_body:
+        if status == "approved":  # front matter alone counts too: an approved draft never changes silently
             fm_text = set_front_matter_key(fm_text, "status", "in-review")
             notes.append(f"{path}: was approved; news changed it, so it is back to in-review")
         fm_text = set_front_matter_key(fm_text, "lastmod", draft.front_matter["lastmod"])
@@ -327,7 +343,7 @@ def _write_whole(
     notes: list[str] = []
     if existing is not None:
         front["date"] = existing.front_matter.get("date", front["date"])
-        status = str(existing.front_matter.get("status", "draft"))
+        status, _ = review_status(existing.front_matter)
         front["status"] = "in-review" if status == "approved" else status
         # Same text but for lastmod is no change: lastmod moves only when something else did.
         same = dict(front, lastmod=existing.front_matter.get("lastmod", front["lastmod"]))
@@ -355,8 +371,21 @@ def _write_unless_changed_meanwhile(path: Path, existing: DraftFile, text: str) 
         now_on_disk = None
     if now_on_disk != existing.text:
         return False
-    write_atomic(path, text)
+    write_atomic(path, text, existing.newline)
     return True
+
+
+def review_status(front_matter: dict[str, object]) -> tuple[str, str | None]:
+    """The status the pipeline acts on, and a note when the file's value is not one of STATUSES.
+
+    A hand-typed 'Approved' means approved; anything else unknown ('aproved', 'final') is treated as
+    approved too, because wrongly protecting a draft costs a note and wrongly changing one breaks a promise.
+    """
+    raw = front_matter.get("status", "draft")
+    status = str(raw).strip().lower()
+    if status in STATUSES:
+        return status, None
+    return "approved", f"unknown status {raw!r}; treated as approved (use one of {', '.join(STATUSES)})"
 
 
 def _merge(base: str, ours: str, theirs: str) -> str | None:
@@ -377,5 +406,5 @@ def set_status(path: Path, status: str) -> bool:
     if existing.front_matter.get("status") == status:
         return False
     fm_text = set_front_matter_key(existing.front_matter_text, "status", status)
-    write_atomic(path, existing.with_changes(fm_text, existing.body))
+    write_atomic(path, existing.with_changes(fm_text, existing.body), existing.newline)
     return True

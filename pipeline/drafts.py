@@ -11,7 +11,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -79,6 +79,7 @@ class DraftFile:
     front_matter: dict[str, object]
     body: str  # everything after the closing '---' line and one blank line
     gap: str = "\n"  # what separated front matter and body: kept, so a rewrite moves no other byte
+    newline: str = "\n"  # "\r\n" when a reviewer saved the file with Windows line endings: kept on write
 
     @property
     def regions(self) -> dict[str, str]:
@@ -115,12 +116,34 @@ def split_draft(path: Path, text: str) -> DraftFile:
 def read_draft(path: Path) -> DraftFile | None:
     """The draft on disk, or None when there is none yet."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise DraftError(path, f"cannot be read ({exc})") from exc
-    return split_draft(path, text)
+    # Text is worked on with "\n" (as read_text gives it); a CRLF file is written back as CRLF, so a
+    # refresh never turns every line of a Windows reviewer's file into a change.
+    draft = split_draft(path, raw.replace("\r\n", "\n").replace("\r", "\n"))
+    return replace(draft, newline="\r\n") if "\r\n" in raw else draft
+
+
+def repeated_regions(body: str) -> list[tuple[int, str]]:
+    """(line, name) of each begin marker whose region already appeared: a copied region.
+
+    Regions are found by name, so with two copies one would be filled from the other and a
+    reviewer's words in either copy would be lost.
+    """
+    seen: set[str] = set()
+    repeats: list[tuple[int, str]] = []
+    for match in _MARKER.finditer(body):
+        kind, name = match.groups()
+        if kind != "begin":
+            continue
+        if name in seen:
+            repeats.append((body.count("\n", 0, match.start()) + 1, name))
+        seen.add(name)
+    return repeats
 
 
 def find_regions(body: str) -> dict[str, str]:
@@ -175,7 +198,11 @@ def fill_regions(skeleton: str, regions: dict[str, str]) -> str:
 
 
 def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
-    """Replace one top-level key's YAML block (or append it), leaving every other byte alone."""
+    """Replace one top-level key's YAML block (or append it), leaving every other byte alone.
+
+    Comments a reviewer wrote inside the old block are their words: each is kept, on its own line
+    after the new block.
+    """
     block = dump_yaml({key: value})
     lines = fm_text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if re.match(rf"{re.escape(key)}\s*:", line)), None)
@@ -184,10 +211,24 @@ def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
     end = start + 1
     while end < len(lines) and (lines[end].startswith((" ", "\t", "-")) or not lines[end].strip()):
         end += 1
-    return "".join(lines[:start]) + block + "".join(lines[end:])
+    comments = [comment for line in lines[start:end] if (comment := _yaml_comment(line))]
+    kept = "".join(f"{comment}\n" for comment in comments)
+    return "".join(lines[:start]) + block + kept + "".join(lines[end:])
 
 
-def write_atomic(path: Path, text: str) -> None:
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\"")
+_COMMENT = re.compile(r"(?:^|\s)(#.*)$")
+
+
+def _yaml_comment(line: str) -> str | None:
+    """The '# ...' comment on one YAML line, or None; a '#' inside quotes is text, not a comment."""
+    line = line.rstrip("\r\n")
+    masked = _QUOTED.sub(lambda m: "x" * len(m.group(0)), line)  # same length, so positions still match
+    match = _COMMENT.search(masked)
+    return line[match.start(1):].rstrip() if match else None
+
+
+def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
     """Write through a temp file in the same folder and rename: readers see old or new, never half."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +237,7 @@ def write_atomic(path: Path, text: str) -> None:
         raise DraftError(path, f"cannot be written ({exc.strerror or exc}); check that {path.parent} "
                                "is writable and the disk has space") from exc
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
