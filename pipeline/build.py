@@ -29,7 +29,7 @@ from .drafts import (
     split_draft,
     write_atomic,
 )
-from .errors import DraftError, PipelineError
+from .errors import DraftError, GuideError, PipelineError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item
@@ -121,6 +121,9 @@ def generate(
 
 def _wanted_guide_paths(settings: Settings, only: Sequence[str] | None) -> tuple[list[Path], list[DraftReport]]:
     failures: list[DraftReport] = []
+    if not settings.guides_dir.is_dir():  # a wrong --root or folder would otherwise "build 0 drafts" and pass
+        raise GuideError(settings.guides_dir, "no guides folder here; check --root (or the current folder), "
+                                              "or start a guide with `pipeline new \"TOPIC\"`")
     paths = guide_paths(settings.guides_dir)
     if only:
         wanted = set(only)
@@ -144,7 +147,11 @@ def build_drafts(
     context_drafter: ContextDrafter | None = None,
 ) -> BuildReport:
     """Render every guide and bring its draft up to date; one bad guide never stops the others."""
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a file named output, or a read-only project folder
+        raise DraftError(settings.output_dir, f"cannot be made the drafts folder ({exc.strerror or exc}); "
+                                              "move away what is in its place or make its parent writable") from exc
     remove_stale_temp_files(settings.output_dir)
     paths, reports = _wanted_guide_paths(settings, only)
     env: object | None = None  # made at the first draft that needs rendering: none when all are skipped

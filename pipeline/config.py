@@ -102,7 +102,7 @@ def now_utc() -> dt.datetime:
     if epoch:
         try:
             return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc)
-        except ValueError as exc:
+        except (ValueError, OverflowError, OSError) as exc:  # OverflowError/OSError: beyond year 9999
             raise ConfigError("SOURCE_DATE_EPOCH", f"must be whole seconds since 1970, not {epoch!r}") from exc
     return dt.datetime.now(dt.timezone.utc)
 
@@ -120,7 +120,7 @@ def _feed_at_error(text: str, exc: tomllib.TOMLDecodeError) -> str:
 def load_feeds(path: Path) -> list[Feed]:
     """Parse sources/feeds.toml; any mistake stops with one line naming the file and the fix."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: editors on Windows may save a BOM
     except FileNotFoundError as exc:
         raise ConfigError(path, "not found; create it with [[feeds]] tables (see README)") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -157,7 +157,13 @@ def load_feeds(path: Path) -> list[Feed]:
         if not isinstance(url, str) or not url.strip():
             raise ConfigError(path, f"{where}: missing 'url'; add url = \"https://...\"")
         url = url.strip()
-        parts = urlsplit(url)
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+            raise ConfigError(path, f"{where}: url contains a control character (\\n, \\t, \\u0000...); remove it")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+        except ValueError as exc:
+            raise ConfigError(path, f"{where}: url is not a valid URL ({exc}); fix it") from exc
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(path, f"{where}: url must start with http:// or https://")
         if url in seen:

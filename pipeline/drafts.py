@@ -90,8 +90,26 @@ class DraftFile:
         return f"---\n{front_matter_text}---\n{self.gap}{body}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a repeated key: YAML would keep the last silently, so `pipeline status`
+    could set one `status:` line while Hugo, Jekyll and `check` read another (Hugo refuses the file)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in first:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key_node.value!r} appears twice (first on line "
+                        f"{first[key_node.value] + 2}); keep one", key_node.start_mark)
+                first[key_node.value] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
 def split_draft(path: Path, text: str) -> DraftFile:
     """Split a draft into front matter and body; a broken front matter is a DraftError with its line."""
+    if text.startswith("\ufeff"):
+        raise DraftError(path, "starts with a byte order mark (BOM); save it as UTF-8 without BOM", 1)
     if not text.startswith("---\n"):
         raise DraftError(path, "does not start with '---' front matter", 1)
     end = text.find("\n---\n", 3)
@@ -99,7 +117,7 @@ def split_draft(path: Path, text: str) -> DraftFile:
         raise DraftError(path, "front matter is not closed by a '---' line", 1)
     fm_text = text[4 : end + 1]
     try:
-        data = yaml.safe_load(fm_text) or {}
+        data = yaml.load(fm_text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise DraftError(path, f"front matter is not valid YAML ({getattr(exc, 'problem', exc)})",

@@ -150,6 +150,8 @@ async def fetch_one(
         return FetchResult(feed, None, error=f"the connection broke off ({_short(exc) or 'reset by peer'})")
     except httpx.HTTPError as exc:
         return FetchResult(feed, None, error=f"{type(exc).__name__}: {_short(exc)}")
+    except httpx.InvalidURL as exc:  # not an HTTPError: e.g. a host IDNA cannot encode
+        return FetchResult(feed, None, error=f"invalid url ({_short(exc)}); fix it in sources/feeds.toml")
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:

@@ -140,7 +140,14 @@ def _front_matter(path: Path, source: str) -> dict:
                          mark.line + 2 if mark else 2) from exc
     if not isinstance(data, dict) or node is None:
         raise GuideError(path, "front matter must be 'key: value' lines", 2)
-    key_lines = {k.value: k.start_mark.line + 2 for k, _ in node.value if hasattr(k, "value")}
+    key_lines: dict[str, int] = {}
+    for key_node, _ in node.value:
+        name = getattr(key_node, "value", None)
+        if isinstance(name, str):
+            if name in key_lines:  # YAML would keep the last silently, and an edit to the first would not show
+                raise GuideError(path, f"front matter key {name!r} appears twice (first on line "
+                                       f"{key_lines[name]}); keep one", key_node.start_mark.line + 2)
+            key_lines[name] = key_node.start_mark.line + 2
     # Nested further_reading keys get their own lines, so "count: three" points at that line.
     for key_node, value_node in node.value:
         if getattr(key_node, "value", None) == "further_reading" and isinstance(value_node, yaml.MappingNode):

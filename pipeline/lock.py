@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import LockHeld
+from .errors import FileError, LockHeld
 
 
 @contextmanager
@@ -18,8 +18,12 @@ def project_lock(path: Path, wait_seconds: float = 10.0) -> Iterator[None]:
 
     The kernel drops the lock when the process dies, so a killed run never leaves it stuck.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # e.g. a folder in its place, or a read-only project folder
+        raise FileError(path, f"cannot open the lock file ({exc.strerror or exc}); it holds no data, so remove "
+                              "whatever is in its place and check the project folder is writable") from exc
     try:
         deadline = time.monotonic() + wait_seconds
         while True:

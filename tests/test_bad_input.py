@@ -1,0 +1,134 @@
+"""Bad input as a user meets it: each case ends in one line naming the file (or feed) and the fix,
+a non-zero exit where the user must act, and never a traceback or a silently wrong result."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from conftest import Route, write_feeds
+
+from pipeline.cli import cli
+
+EPOCH = 1_790_000_000  # 2026-09-21
+
+
+def run(root: Path, *args: str, env: dict[str, str | None] | None = None) -> Result:
+    """The CLI in-process; an unexpected exception propagates, so a traceback fails the test."""
+    settings: dict[str, str | None] = {"SOURCE_DATE_EPOCH": str(EPOCH), "PIPELINE_MODEL": "",
+                                       "PIPELINE_LOCK_WAIT": None}
+    settings.update(env or {})
+    return CliRunner().invoke(cli, ["--root", str(root), *args], env=settings, catch_exceptions=False)
+
+
+def rss(*titles: str) -> bytes:
+    when = email.utils.format_datetime(dt.datetime.fromtimestamp(EPOCH - 86_400, dt.timezone.utc))
+    items = "".join(f"<item><title>{t}</title><link>http://example.com/{i}</link><guid>g{i}</guid>"
+                    f"<pubDate>{when}</pubDate></item>" for i, t in enumerate(titles))
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>News</title>'
+            f"<link>http://example.com/</link>{items}</channel></rss>").encode()
+
+
+def test_output_that_is_a_file_is_named_instead_of_a_traceback(project: Path) -> None:
+    (project / "output").rmdir()
+    (project / "output").write_text("notes\n", encoding="utf-8")
+    result = run(project, "build", "--offline")
+    assert result.exit_code == 1
+    assert f"{project / 'output'}: cannot be made the drafts folder" in result.stderr
+    assert (project / "output").read_text(encoding="utf-8") == "notes\n"  # nothing of the user's lost
+
+
+def test_lock_path_that_is_a_folder_is_named_instead_of_a_traceback(project: Path) -> None:
+    (project / ".pipeline.lock").mkdir()
+    for args in (("build", "--offline"), ("refresh",), ("fetch",)):
+        result = run(project, *args)
+        assert result.exit_code == 1, args
+        assert f"{project / '.pipeline.lock'}: cannot open the lock file" in result.stderr
+        assert "remove" in result.stderr
+
+
+def test_source_date_epoch_beyond_year_9999_is_a_config_error(project: Path) -> None:
+    result = run(project, "build", "--offline", env={"SOURCE_DATE_EPOCH": "99999999999999999"})
+    assert result.exit_code == 1
+    assert "SOURCE_DATE_EPOCH: must be whole seconds since 1970" in result.stderr
+
+
+def test_feed_url_with_broken_ipv6_host_or_port_is_named(project: Path) -> None:
+    for url, words in (("http://[::1/feed", "not a valid URL"), ("http://example.com:abc/feed", "not a valid URL"),
+                       ("http://example.com:99999/feed", "not a valid URL"),
+                       ("http://example.com/feed\\u0000", "control character")):
+        (project / "sources" / "feeds.toml").write_text(f'[[feeds]]\nurl = "{url}"\n', encoding="utf-8")
+        result = run(project, "fetch")
+        assert result.exit_code == 1, url
+        assert f"{project / 'sources' / 'feeds.toml'}: feed #1" in result.stderr, url
+        assert words in result.stderr, url
+
+
+def test_feed_host_that_idna_cannot_encode_fails_alone(project: Path, feed_server) -> None:
+    # urlsplit accepts a zero-width space in a host; the HTTP client refuses it before any request.
+    feed_server.routes["/good.xml"] = Route(rss("Alipay adds a card option"))
+    write_feeds(project, {"url": "http://bad\u200bhost.example/feed", "publisher": "Bad"},
+                {"url": feed_server.url("/good.xml"), "publisher": "Good"})
+    result = run(project, "fetch")
+    assert result.exit_code == 0  # one feed worked
+    assert "feed http://bad\u200bhost.example/feed: invalid url" in result.stderr
+    assert "fix it in sources/feeds.toml" in result.stderr
+    assert "1 ok" in result.stdout
+
+
+def test_feeds_toml_saved_with_a_bom_is_read(project: Path, feed_server) -> None:
+    feed_server.routes["/feed.xml"] = Route(rss("Alipay adds a card option"))
+    text = f'[[feeds]]\nurl = "{feed_server.url("/feed.xml")}"\n'
+    (project / "sources" / "feeds.toml").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    result = run(project, "fetch")
+    assert result.exit_code == 0, result.stderr
+    assert "1 ok" in result.stdout
+
+
+def test_duplicate_status_key_in_a_draft_is_refused_not_half_set(project: Path) -> None:
+    assert run(project, "build", "--offline").exit_code == 0
+    draft = project / "output" / "mobile-payments.md"
+    text = draft.read_text(encoding="utf-8")
+    assert "\nstatus: draft\n" in text
+    draft.write_text(text.replace("\nstatus: draft\n", "\nstatus: approved\nstatus: draft\n", 1), encoding="utf-8")
+    before = draft.read_bytes()
+    result = run(project, "status", str(draft), "in-review")
+    assert result.exit_code == 1
+    assert "key 'status' appears twice" in result.stderr and str(draft) in result.stderr
+    assert draft.read_bytes() == before  # refused, not written with one of the two lines changed
+    checked = run(project, "check", str(draft))
+    assert checked.exit_code != 0
+    assert "key 'status' appears twice" in checked.stdout
+
+
+def test_draft_with_a_bom_says_so(project: Path) -> None:
+    assert run(project, "build", "--offline").exit_code == 0
+    draft = project / "output" / "mobile-payments.md"
+    draft.write_bytes(b"\xef\xbb\xbf" + draft.read_bytes())
+    before = draft.read_bytes()
+    result = run(project, "build", "--offline")
+    assert result.exit_code == 1
+    assert f"{draft}:1: starts with a byte order mark (BOM); save it as UTF-8 without BOM" in result.stderr
+    assert draft.read_bytes() == before
+
+
+def test_duplicate_key_in_a_guide_is_refused(project: Path) -> None:
+    guide = project / "templates" / "guides" / "mobile-payments.md"
+    text = guide.read_text(encoding="utf-8")
+    guide.write_text(text.replace("---\n", '---\ntitle: "First title"\n', 1), encoding="utf-8")
+    result = run(project, "build", "--offline")
+    assert result.exit_code == 1
+    assert f"{guide}:3: front matter key 'title' appears twice (first on line 2)" in result.stderr
+    assert not (project / "output" / "mobile-payments.md").exists()
+
+
+def test_missing_guides_folder_fails_instead_of_building_nothing(project: Path) -> None:
+    for guide in (project / "templates" / "guides").iterdir():
+        guide.unlink()
+    (project / "templates" / "guides").rmdir()
+    for args in (("build", "--offline"), ("refresh",)):
+        result = run(project, *args)
+        assert result.exit_code == 1, args
+        assert f"{project / 'templates' / 'guides'}: no guides folder here" in result.stderr
