@@ -223,7 +223,9 @@ def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
     """
     block = dump_yaml({key: value})
     lines = fm_text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if re.match(rf"{re.escape(key)}\s*:", line)), None)
+    # The key as a reviewer may write it: bare, 'single-' or "double-quoted".
+    pattern = re.compile(rf"""(?:{re.escape(key)}|'{re.escape(key)}'|"{re.escape(key)}")\s*:""")
+    start = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
     if start is None:
         return fm_text + block
     end = start + 1

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import StoreError
 from .models import FeedState, Item
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feeds (
@@ -117,6 +120,14 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: read failed ({exc})") from exc
 
+    def _read(self, convert: Callable[[sqlite3.Row], T], rows: list[sqlite3.Row]) -> list[T]:
+        """Rows into records; a value no pipeline run writes (a hand-edited file) is a StoreError."""
+        try:
+            return [convert(row) for row in rows]
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise StoreError(f"{self.path}: holds a value the pipeline cannot read ({exc}); it was changed "
+                             "outside the pipeline: restore it, or delete it to start afresh") from exc
+
     # -- feeds -------------------------------------------------------------------------------
 
     def feed_state(self, url: str) -> FeedState:
@@ -127,14 +138,14 @@ class Store:
         )
         if not rows:
             return FeedState(url=url)
-        return _feed_state(rows[0])
+        return self._read(_feed_state, rows)[0]
 
     def feed_states(self) -> dict[str, FeedState]:
         rows = self._query(
             """SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_url = f.url) AS items_stored
                FROM feeds f"""
         )
-        return {row["url"]: _feed_state(row) for row in rows}
+        return {state.url: state for state in self._read(_feed_state, rows)}
 
     def save_feed_state(self, state: FeedState) -> None:
         with self.transaction() as db:
@@ -216,7 +227,7 @@ class Store:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY date IS NULL, date DESC, feed_url, guid"
-        return [_item(row) for row in self._query(sql, params)]
+        return self._read(_item, self._query(sql, params))
 
     # -- what was last generated, per draft ----------------------------------------------------
 

@@ -132,3 +132,28 @@ def test_missing_guides_folder_fails_instead_of_building_nothing(project: Path) 
         result = run(project, *args)
         assert result.exit_code == 1, args
         assert f"{project / 'templates' / 'guides'}: no guides folder here" in result.stderr
+
+
+def test_a_hand_edited_store_value_is_a_store_error_not_a_traceback(project: Path) -> None:
+    import sqlite3
+
+    assert run(project, "build", "--offline").exit_code == 0
+    store = project / "pipeline.sqlite3"
+    with sqlite3.connect(store) as db:
+        db.execute("INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen) "
+                   "VALUES ('https://x.example/feed', 'g', 'WeChat news', 'X', 'garbage', 'https://x.example/a', "
+                   "'2026-01-01T00:00:00+00:00')")
+    for command in (["items"], ["build", "--offline"]):
+        result = run(project, *command)
+        assert result.exit_code == 1, command
+        assert f"{store}: holds a value the pipeline cannot read" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_quoted_front_matter_key_is_replaced_not_repeated(project: Path) -> None:
+    from pipeline.drafts import set_front_matter_key
+
+    text = "\"title\": Old  # kept\n'lastmod': '2026-01-01T00:00:00Z'\nslug: x\n"
+    updated = set_front_matter_key(set_front_matter_key(text, "title", "New"), "lastmod", "2026-02-02T00:00:00Z")
+    assert updated.count("title") == 1 and updated.count("lastmod") == 1
+    assert "title: New\n" in updated and "# kept" in updated and "lastmod: '2026-02-02T00:00:00Z'\n" in updated
