@@ -149,10 +149,11 @@ def extract_items(
     response_headers = {key.lower(): value for key, value in (headers or {}).items()}
     response_headers.setdefault("content-location", base_url)
     # feedparser would follow a string that looks like a URL or a path; bytes are always data.
-    # Relative URIs inside HTML content are left alone: no HTML content is kept, and the one link we
-    # keep is made absolute by canonical_link. Skipping that pass saves a fifth of the parse time.
+    # No HTML from a feed is ever kept: headlines go through plain_text, the one link we keep is made
+    # absolute by canonical_link, and summaries are never read. So feedparser's HTML sanitizer and
+    # relative-URI pass would only cost time (about a third of a parse).
     parsed = feedparser.parse(bytes(body), response_headers=response_headers, resolve_relative_uris=False,
-                              sanitize_html=True)
+                              sanitize_html=False)
     feed_title = plain_text(parsed.feed.get("title", "")) or None
     if not parsed.entries:
         if parsed.get("bozo") and not parsed.get("version"):
