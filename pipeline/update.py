@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
-import multiprocessing
 import os
 import threading
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import import_module
 from typing import TYPE_CHECKING
@@ -20,6 +18,8 @@ from .models import Feed, FeedState, FetchResult
 from .store import Store
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
     from .extract import Extraction
 
 # After this many failures in a row a feed is skipped for a while, doubling up to a day.
@@ -159,7 +159,7 @@ class _Parsers:
         cores = os.cpu_count() or 1
         self._workers = min(cores, 4)
         self._parallel = (feeds >= PARALLEL_PARSE_FROM and cores > 1
-                          and "fork" in multiprocessing.get_all_start_methods())
+                          and hasattr(os, "fork"))
         self._pool: Executor | None = None
         # The parser's imports (feedparser, bs4) load once, here, while the requests are in flight.
         self._warm = threading.Thread(target=import_module, args=(f"{__package__}.extract",),
@@ -175,10 +175,16 @@ class _Parsers:
             # loaded parser instead of each importing it again.
             self.warm_up()
             self._warm.join()
+            # Imported here, off the path to the first request (and not at all for a run of 304s).
             if self._parallel:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
                 self._pool = ProcessPoolExecutor(max_workers=self._workers,
                                                  mp_context=multiprocessing.get_context("fork"))
             else:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse")
         return self._pool.submit(_extract, result)
 
