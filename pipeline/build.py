@@ -167,11 +167,11 @@ def build_drafts(
         slug = guide_path.stem
         path = settings.output_dir / f"{slug}.md"
         try:
-            guide = load_guide(guide_path)
+            guide_bytes = read_bytes(guide_path)  # read once: parsed, and hashed for twins and fingerprint
+            guide = load_guide(guide_path, guide_bytes)
             if guide.max_age_days not in windows:
                 windows[guide.max_age_days] = store.items(since=now.date() - dt.timedelta(days=guide.max_age_days))
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
-            guide_bytes = read_bytes(guide_path)
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
             if twin not in selections:
                 selections[twin] = select_further_reading(windows[guide.max_age_days], guide, now, feed_tags)

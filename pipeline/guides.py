@@ -27,10 +27,10 @@ def guide_paths(guides_dir: Path) -> list[Path]:
     return sorted(p for p in guides_dir.glob("*.md") if not p.name.startswith((".", "_")))
 
 
-def load_guide(path: Path) -> Guide:
-    """Read and validate one guide; errors name the file and line."""
+def load_guide(path: Path, data: bytes | None = None) -> Guide:
+    """Read (unless its bytes are given) and validate one guide; errors name the file and line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8") if data is not None else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise GuideError(path, f"cannot be read ({exc})") from exc
     if not SLUG.match(path.stem):
