@@ -22,8 +22,10 @@ _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _REFERENCE_LINK = re.compile(r"\[([^\]]*)\]\[[^\]]*\]")
 _REFERENCE_DEFINITION = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
 _HTML = re.compile(r"<!--.*?-->|<[A-Za-z/!][^>]*>", re.DOTALL)
-_URL = re.compile(r"(?:https?|ftp)://[^\s<>\]\)]*|\b(?:javascript|data|mailto|file):[^\s<>\]\)]*|www\.[^\s<>\]\)]+",
-                  re.IGNORECASE)
+# A script scheme goes even inside a word ("ajavascript:"); the harmless-looking ones only at a
+# word's start, so prose like "metadata: ..." keeps its words.
+_URL = re.compile(r"(?:https?|ftp)://[^\s<>\]\)]*|(?:javascript|vbscript):[^\s<>\]\)]*"
+                  r"|\b(?:data|mailto|file):[^\s<>\]\)]*|www\.[^\s<>\]\)]+", re.IGNORECASE)
 _HEADING = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)", re.MULTILINE)
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
 _LABEL = re.compile(r"^\s*(?:real[- ]world context|context)\s*:\s*", re.IGNORECASE)

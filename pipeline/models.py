@@ -85,6 +85,17 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Extraction:
+    """What one feed document yielded. Lives here, not in `extract`, because it crosses from the
+    parser processes back to the main one, which should not have to import feedparser to read it."""
+
+    items: tuple[Item, ...]
+    skipped: int  # entries dropped (no usable link, no headline)
+    title: str | None  # the feed's own title
+    warning: str | None = None  # feedparser's complaint about a feed it could still read
+
+
+@dataclass(frozen=True)
 class FaqEntry:
     question: str
     answer: str  # Markdown written by an editor

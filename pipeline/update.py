@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Sequence
 import os
-import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, replace
 from importlib import import_module
 from typing import TYPE_CHECKING
@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 from .config import Settings
 from .errors import FeedError
 from .fetch import fetch_feeds
-from .models import Feed, FeedState, FetchResult
+from .models import Extraction, Feed, FeedState, FetchResult
 from .store import Store
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future
 
-    from .extract import Extraction
 
 # After this many failures in a row a feed is skipped for a while, doubling up to a day.
 BACKOFF_AFTER = 3
@@ -149,7 +148,9 @@ def _take_over_moved_feeds(store: Store, feeds: Sequence[Feed], states: dict[str
 # From this many feeds on, and with more than one core, parsing runs in worker processes side by
 # side (feedparser is pure Python: threads would only take turns). Fewer feeds are not worth a fork.
 PARALLEL_PARSE_FROM = 8
-WARM_UP_AFTER = 0.1  # seconds: the first body starts them at once if it comes sooner
+# Seconds after the event loop starts: the requests are out by then, and the parser gets ready while
+# the servers think. A body that comes sooner gets it ready at once.
+WARM_UP_AFTER = 0.1
 
 
 class _Parsers:
@@ -161,31 +162,33 @@ class _Parsers:
         self._parallel = (feeds >= PARALLEL_PARSE_FROM and cores > 1
                           and hasattr(os, "fork"))
         self._pool: Executor | None = None
-        # The parser's imports (feedparser, bs4) load once, here, while the requests are in flight.
-        self._warm = threading.Thread(target=import_module, args=(f"{__package__}.extract",),
-                                      name="pipeline-parser-import", daemon=True)
 
     def warm_up(self) -> None:
-        if self._warm.ident is None:
-            self._warm.start()
+        """Start the parser before the first body needs it (a run of 304s calls this and wastes ~0.1 s
+        of an idle wait; it never delays a request)."""
+        if self._pool is not None:
+            return
+        if self._parallel:
+            # Imported here, off the path to the first request.
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # Each worker loads feedparser and bs4 itself, on its own core, while the servers think.
+            # Forked now, from the loop's thread, so no other thread of ours is half-way through an import.
+            pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=import_module, initargs=(f"{__package__}.extract",))
+            for _ in range(self._workers):
+                pool.submit(int)  # the first submit forks every worker
+            self._pool = pool
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse")
+            self._pool.submit(import_module, f"{__package__}.extract")
 
     def submit(self, result: FetchResult) -> Future[tuple[Extraction | None, str | None]]:
-        if self._pool is None:
-            # Started at the first body (a run of 304s starts none); forked workers inherit the
-            # loaded parser instead of each importing it again.
-            self.warm_up()
-            self._warm.join()
-            # Imported here, off the path to the first request (and not at all for a run of 304s).
-            if self._parallel:
-                import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
-
-                self._pool = ProcessPoolExecutor(max_workers=self._workers,
-                                                 mp_context=multiprocessing.get_context("fork"))
-            else:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse")
+        self.warm_up()
+        assert self._pool is not None
         return self._pool.submit(_extract, result)
 
     def __enter__(self) -> _Parsers:
@@ -207,6 +210,16 @@ def _extract(result: FetchResult) -> tuple[Extraction | None, str | None]:
         return None, exc.reason
 
 
+def _parsed(result: FetchResult, parsing: Future[tuple[Extraction | None, str | None]] | None
+            ) -> tuple[Extraction | None, str | None]:
+    if parsing is not None:
+        try:
+            return parsing.result()
+        except BrokenExecutor:
+            pass  # a worker died (killed from outside): this body is parsed here instead
+    return _extract(result)
+
+
 def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.datetime,
             parsing: Future[tuple[Extraction | None, str | None]] | None = None) -> FeedReport:
     feed = result.feed
@@ -218,7 +231,7 @@ def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.
                                       moved_to=result.permanent_redirect))
         return FeedReport(feed.url, "not-modified", moved_to=result.permanent_redirect)
     if result.ok and result.body is not None:
-        extraction, reason = parsing.result() if parsing is not None else _extract(result)
+        extraction, reason = _parsed(result, parsing)
         if extraction is None:
             return _failed(store, state, now, str(result.status), reason or "unreadable feed")
         new = store.save_items(extraction.items, now)

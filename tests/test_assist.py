@@ -18,7 +18,7 @@ import pytest
 import vcr
 import yaml
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
@@ -162,6 +162,7 @@ def test_citation_after_the_full_stop_and_odd_brackets() -> None:
 @given(st.lists(st.sampled_from(list("abc .[]()<>{}%#!*_:/-\n") + [
     "http://", "www.", "[Reuters, 2024-05-01]", "{{", "<script>", "](", "javascript:", "Alipay ", "Then "]),
     max_size=60).map("".join))
+@example(answer="ajavascript:[Reuters, 2024-05-01]")  # a script scheme glued to a word
 def test_any_model_text_becomes_safe_markdown(answer: str) -> None:
     grounded = ground(clean_model_text(answer).text, ITEMS)
     text = grounded.markdown

@@ -212,6 +212,26 @@ def test_relative_links_resolve_against_the_final_url_after_redirects() -> None:
     assert item.url == "https://new.example/feeds/story/0"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_relative_xml_base_chain_resolves_against_the_documents_address(encoding: str) -> None:
+    # feedparser is only told the document's address when xml:base appears (it costs a URL join per
+    # element); a relative xml:base, in any encoding, must still end in an absolute link.
+    body = (f'<?xml version="1.0" encoding="{encoding}"?>'
+            '<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/intl/"><title>Campus</title>'
+            '<entry xml:base="housing/"><title>Dorm rules</title><link href="notices/1.html"/>'
+            "<id>tag:x,2026:1</id><updated>2026-03-06T08:00:00Z</updated></entry></feed>").encode(encoding)
+    (item,) = extract_items(Feed(url="https://old.example/rss"), body, {},
+                            base_url="https://campus.example.edu/feeds/atom").items
+    assert item.url == "https://campus.example.edu/intl/housing/notices/1.html"
+
+
+def test_a_relative_content_location_is_the_base_of_relative_links() -> None:
+    body = rss_with_dates("").replace(b"https://ex.example/0", b"story/0")
+    (item,) = extract_items(Feed(url="https://ex.example/feeds/rss"), body,
+                            {"Content-Location": "/news/feed/"}).items
+    assert item.url == "https://ex.example/news/feed/story/0"
+
+
 def test_javascript_and_data_links_drop_the_item() -> None:
     extraction = extract_sample("rss2-cdata-entities")
     assert extraction.skipped == 2

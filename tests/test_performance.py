@@ -129,6 +129,46 @@ def test_many_feeds_are_parsed_in_worker_processes_with_failures_reported(
     assert headlines == sorted(f"Story {n} about WeChat" for n in range(1, count))
 
 
+def test_parsing_in_workers_keeps_feedparser_out_of_the_main_process(project: Path, feed_server: FeedServer) -> None:
+    # Results come back as records from pipeline.models: reading one must not import the parser
+    # (it once did, stalling every result by the ~0.1 s feedparser and bs4 take to load).
+    count = PARALLEL_PARSE_FROM
+    for number in range(count):
+        feed_server.routes[f"/feed/{number}.xml"] = Route(_rss(number))
+    write_feeds(project, *({"url": feed_server.url(f"/feed/{n}.xml")} for n in range(count)))
+    script = (
+        "import datetime as dt, sys\n"
+        "from pathlib import Path\n"
+        "from pipeline.config import load_feeds, load_settings\n"
+        "from pipeline.store import Store\n"
+        "from pipeline.update import update_feeds\n"
+        f"settings = load_settings(Path({str(project)!r}))\n"
+        "with Store(settings.store_path) as store:\n"
+        "    report = update_feeds(settings, store, load_feeds(settings.sources_path),\n"
+        "                          dt.datetime(2026, 3, 10, tzinfo=dt.timezone.utc))\n"
+        "print(sum(f.new_items for f in report.feeds), 'feedparser' in sys.modules, 'bs4' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(count), "False", "False"]
+
+
+def test_a_body_whose_worker_died_is_parsed_in_the_main_process() -> None:
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from pipeline.models import Feed, FetchResult
+    from pipeline.update import _parsed
+
+    died: Future = Future()
+    died.set_exception(BrokenProcessPool("a worker was killed"))
+    result = FetchResult(Feed(url="https://news.example.com/rss"), 200, body=_rss(3),
+                         final_url="https://news.example.com/rss")
+    extraction, reason = _parsed(result, died)
+    assert reason is None and extraction is not None
+    assert [item.headline for item in extraction.items] == ["Story 3 about WeChat"]
+
+
 def test_benchmark_smoke_mode_prints_its_goal_lines(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "build"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
