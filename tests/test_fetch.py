@@ -247,3 +247,53 @@ def test_concurrency_is_bounded(feed_server: FeedServer, overall: int, per_host:
     assert [r.feed for r in results] == feeds  # results come back in the feeds' order
     # Concurrent, but never more than the bound at once.
     assert feed_server.max_in_flight == bound
+
+
+@pytest.fixture()
+def self_signed_server(tmp_path: Path):
+    """An https server on 127.0.0.1 whose certificate no CA vouches for."""
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (Debian package: openssl)")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = rss("Served over TLS")
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}/feed.xml"
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_feeds_are_verified_and_an_unknown_certificate_is_refused(self_signed_server: str) -> None:
+    (result,) = asyncio.run(fetch_feeds([Feed(url=self_signed_server)], {}, timeout=5))
+    assert result.body is None
+    assert result.error and "cannot connect" in result.error and "CERTIFICATE_VERIFY_FAILED" in result.error
+
+
+def test_a_redirect_to_https_on_another_host_is_verified_too(feed_server: FeedServer, self_signed_server: str) -> None:
+    feed_server.routes["/moved"] = Route(b"", status=301, headers={"Location": self_signed_server})
+    (result,) = asyncio.run(fetch_feeds([Feed(url=feed_server.url("/moved"))], {}, timeout=5))
+    assert result.body is None and result.error and "CERTIFICATE_VERIFY_FAILED" in result.error
