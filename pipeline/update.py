@@ -174,7 +174,7 @@ class _Parsers:
             from concurrent.futures import ProcessPoolExecutor
 
             # Each worker loads feedparser and bs4 itself, on its own core, while the servers think.
-            # Forked now, from the loop's thread, so no other thread of ours is half-way through an import.
+            # A worker only ever parses: the sockets, store and lock it inherits stay untouched.
             pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("fork"),
                                        initializer=import_module, initargs=(f"{__package__}.extract",))
             for _ in range(self._workers):
