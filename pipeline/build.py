@@ -296,10 +296,14 @@ def _update(
         if key in owned_by_kept_region:
             continue
         current = existing.front_matter.get(key)
-        reviewer_changed = key in existing.front_matter and key in last_front and current != last_front[key]
+        in_file = key in existing.front_matter
+        # A key that follows a region (further_reading) comes back with its region; any other key a
+        # reviewer deleted stays deleted, as a reviewer's change of its value stays.
+        deletable = key not in region_keys
+        reviewer_changed = key in last_front and (current != last_front[key] if in_file else deletable)
         if reviewer_changed and not (force and key in region_keys):
             continue  # a reviewer changed it: theirs
-        unknown = not front_recorded and key in existing.front_matter and current != draft.front_matter[key]
+        unknown = not front_recorded and (current != draft.front_matter[key] if in_file else deletable)
         if unknown and not (force and key in region_keys):
             # Without a record a reviewer's value cannot be told from an old generation: keep it.
             notes.append(f"{path}: front matter {key!r}: no record of what the pipeline last wrote there (new "

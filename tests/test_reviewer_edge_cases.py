@@ -152,3 +152,21 @@ def test_a_crlf_draft_stays_crlf_through_refresh_and_status(built: Path, feed_se
     assert raw.count(b"\r\n") == raw.count(b"\n")  # no line changed its ending
     text = raw.decode("utf-8")
     assert NEW_STORY.link() in text and "(Dana checked this)" in text and "status: in-review\r\n" in text
+
+
+def test_a_front_matter_key_a_reviewer_deleted_stays_deleted(built: Path) -> None:
+    path = draft_path(built)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(re.sub(r"keywords:\n(?:  .*\n)+", "", text, count=1), encoding="utf-8")
+    edit(built / GUIDE, "keywords: [alipay,", "keywords: [alipay pay,")  # the guide's keywords move on too
+    change_guide(built)
+
+    result = run(built, "build", "--offline")
+
+    assert result.exit_code == 0, result.stderr
+    draft = read_draft(path)
+    assert draft is not None and "keywords" not in draft.front_matter
+    assert "There are two main apps, both huge." in draft.body  # the rest of the build still landed
+    again = run(built, "build", "--offline")
+    assert again.exit_code == 0, again.stderr
+    assert "keywords" not in read_draft(path).front_matter  # type: ignore[union-attr]
