@@ -69,7 +69,7 @@ class Context:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pipeline")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Project folder (default: the nearest folder with sources/ or pyproject.toml).")
 @click.pass_context
 def cli(ctx: click.Context, root: Path | None) -> None:

@@ -82,6 +82,8 @@ class Store:
             self.db.executescript(SCHEMA)
             self._add_missing_columns()
         except sqlite3.Error as exc:
+            if isinstance(self.path, Path) and not self.path.parent.is_dir():
+                raise StoreError(f"{path}: its folder does not exist; check --root") from exc
             raise StoreError(f"{path}: cannot open the item store ({exc}); delete it to start afresh") from exc
 
     def _add_missing_columns(self) -> None:

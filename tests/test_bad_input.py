@@ -7,10 +7,13 @@ import datetime as dt
 import email.utils
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from conftest import Route, write_feeds
 
 from pipeline.cli import cli
+from pipeline.errors import StoreError
+from pipeline.store import Store
 
 EPOCH = 1_790_000_000  # 2026-09-21
 
@@ -157,3 +160,17 @@ def test_a_quoted_front_matter_key_is_replaced_not_repeated(project: Path) -> No
     updated = set_front_matter_key(set_front_matter_key(text, "title", "New"), "lastmod", "2026-02-02T00:00:00Z")
     assert updated.count("title") == 1 and updated.count("lastmod") == 1
     assert "title: New\n" in updated and "# kept" in updated and "lastmod: '2026-02-02T00:00:00Z'\n" in updated
+
+
+def test_a_root_that_does_not_exist_is_named_and_nothing_is_created(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-project"
+    for command in (["items"], ["fetch"], ["build", "--offline"], ["sources"]):
+        result = run(missing, *command)
+        assert result.exit_code == 2, result.output
+        assert f"Directory '{missing}' does not exist" in result.output
+    assert not missing.exists()  # the lock used to create the folder it was given
+
+
+def test_a_store_in_a_missing_folder_says_so() -> None:
+    with pytest.raises(StoreError, match="its folder does not exist; check --root"):
+        Store(Path("/no/such/folder/pipeline.sqlite3"))
