@@ -176,7 +176,7 @@ class _Parsers:
             # Each worker loads feedparser and bs4 itself, on its own core, while the servers think.
             # A worker only ever parses: the sockets, store and lock it inherits stay untouched.
             pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("fork"),
-                                       initializer=import_module, initargs=(f"{__package__}.extract",))
+                                       initializer=_start_worker, initargs=(os.getpid(),))
             for _ in range(self._workers):
                 pool.submit(int)  # the first submit forks every worker
             self._pool = pool
@@ -197,6 +197,55 @@ class _Parsers:
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
             self._pool.shutdown()
+
+
+def _start_worker(parent: int) -> None:
+    """First thing in each parser worker: leave with the parent, let it handle Ctrl-C, load the parser."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its workers on Ctrl-C
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="pipeline-parent-watch", daemon=True).start()
+    _close_inherited_sockets()
+    import_module(f"{__package__}.extract")
+
+
+def _close_inherited_sockets() -> None:
+    # The fork copied the parent's open connections. A copy kept here would hold each one open after
+    # the parent closes it (no FIN or reset reaches the server) until the workers exit. The workers
+    # talk to the parent through pipes, never sockets.
+    import stat
+
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            fds = [int(name) for name in os.listdir(folder)]
+            break
+        except (OSError, ValueError):
+            continue
+    else:
+        return
+    # Pointed at /dev/null rather than closed: a socket object copied with the fork still owns the
+    # number, and must not close something else that reuses it.
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in fds:
+            try:
+                if fd != null and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.dup2(null, fd)
+            except OSError:
+                pass  # the listing's own descriptor, already gone
+    finally:
+        os.close(null)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    # A parent killed outright (SIGKILL, a cron timeout) cannot stop its workers, and an orphan would
+    # keep the project lock it inherited with the fork: every later run would find the lock held.
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
 
 
 def _extract(result: FetchResult) -> tuple[Extraction | None, str | None]:

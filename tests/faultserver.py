@@ -1,7 +1,7 @@
 """A raw socket server on 127.0.0.1 that misbehaves on purpose, one fault per path.
 
 conftest's `feed_server` speaks correct HTTP through http.server; the faults here (a reset in the
-middle of a request, a server that reads and never answers, a drip of one byte per second, a body
+middle of a request, a server that reads and never answers, a drip of one byte every 0.4 s, a body
 without a length) need control over every byte, so this server writes its answers by hand.
 
     /ok/<name>          a good RSS feed set with `server.feeds[name] = bytes`
@@ -10,7 +10,7 @@ without a length) need control over every byte, so this server writes its answer
     /loop/<n>           redirects to /loop/<n+1> forever
     /reset              reads the request, then closes with a TCP reset
     /hang               reads the request and never answers (until the server stops)
-    /drip               a 200 that sends one byte per second, forever
+    /drip               a 200 that sends one byte every 0.4 s, forever (well inside any read timeout)
     /big                a 200 of 50 MB of feed-like text, no Content-Length, streamed
     /bomb               a 200 gzip body of 1 MiB that inflates to 1 GiB
     /html               a web page instead of a feed
@@ -206,7 +206,8 @@ class FaultServer:
             conn.sendall(self._head("200 OK", {"Content-Type": "application/rss+xml", "Content-Length": "100000"}))
             for byte in (b"<?xml version='1.0'?><rss version='2.0'><channel>" + b" " * 100000):
                 conn.sendall(bytes([byte]))
-                if not self._wait(1.0):
+                # Well inside the tests' 1 s read timeout: only the whole-feed deadline may stop it.
+                if not self._wait(0.4):
                     break
             return False
         if kind == "big":

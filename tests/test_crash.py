@@ -200,3 +200,48 @@ def test_a_build_a_refresh_and_a_writer_overlapping_all_finish(big_project: Path
         draft = split_draft(path, path.read_text(encoding="utf-8"))
         if path.name != "wechat-encryption.md":  # the payments news does not concern it
             assert len(draft.front_matter["further_reading"]) == 3, path.name  # the news reached every draft
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie has exited; only its parent (init, here) has yet to reap it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to see child processes")
+def test_a_fetch_killed_while_parsing_in_workers_leaves_no_worker_holding_the_lock(project: Path, feed_server) -> None:
+    from conftest import Route, write_feeds
+
+    from pipeline.lock import project_lock
+    from pipeline.update import PARALLEL_PARSE_FROM
+
+    count = PARALLEL_PARSE_FROM + 2  # parsed in forked workers, which inherit the lock's file
+    for number in range(count):
+        feed_server.routes[f"/slow/{number}.xml"] = Route(b"<rss version='2.0'><channel/></rss>", delay=5)
+    write_feeds(project, *({"url": feed_server.url(f"/slow/{n}.xml")} for n in range(count)))
+    fetch = subprocess.Popen([PIPELINE, "--root", str(project), "fetch"], env=_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    workers: list[int] = []
+    while len(workers) < 2 and time.monotonic() < deadline and fetch.poll() is None:
+        time.sleep(0.05)
+        workers = _children(fetch.pid)
+    assert len(workers) >= 2, "the parser workers never started"
+
+    fetch.kill()  # as a cron timeout or the OOM killer would
+    fetch.wait(timeout=30)
+
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "orphaned parser workers outlived the run"
+    with project_lock(project / ".pipeline.lock", wait_seconds=0):
+        pass  # free for the next run at once

@@ -192,3 +192,30 @@ def test_the_per_guide_scorer_scores_exactly_as_relevance() -> None:
         for number, headline in enumerate(headlines):
             item = Item(feed_url=feed, guid=str(number), headline=headline, source="S", date=None, url="https://x/")
             assert score(item) == relevance(item, guide, feed_tags.get(feed, ())), (feed, headline)
+
+
+def test_a_parser_worker_lets_go_of_the_connections_it_was_forked_with() -> None:
+    # Else a connection the main process closes stays open (no FIN, no reset reaches the server)
+    # for as long as the workers live.
+    import os
+    import signal
+    import socket
+
+    from pipeline.update import _close_inherited_sockets
+
+    ours, server_side = socket.socketpair()
+    child = os.fork()
+    if child == 0:  # a stand-in worker: lets go of sockets, then lives on
+        try:
+            _close_inherited_sockets()
+            signal.pause()
+        finally:
+            os._exit(0)
+    try:
+        ours.close()
+        server_side.settimeout(5)
+        assert server_side.recv(1) == b""  # end of stream: nobody holds the other end any more
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        server_side.close()
