@@ -21,8 +21,12 @@ OBJECTS = ["rules for foreigners", "payment limits", "student permits", "app set
 
 
 def make_project(root: Path, guides: int, feeds: int = 30, items_per_feed: int = 100,
-                 feed_base: str = "http://127.0.0.1:9") -> Path:
-    """A project with `guides` copies of the WeChat guide, `feeds` feeds and a populated store."""
+                 feed_base: str = "http://127.0.0.1:9", distinct: bool = False) -> Path:
+    """A project with `guides` copies of the WeChat guide, `feeds` feeds and a populated store.
+
+    With `distinct`, each copy gets its own title and keywords, as the guides of a real site differ:
+    nothing can be shared between them.
+    """
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "templates", root / "templates", dirs_exist_ok=True)
     guides_dir = root / "templates" / "guides"
@@ -30,7 +34,12 @@ def make_project(root: Path, guides: int, feeds: int = 30, items_per_feed: int =
         old.unlink()
     text = GUIDE.read_bytes()
     for number in range(guides):
-        (guides_dir / f"guide-{number:05d}.md").write_bytes(text)
+        body = text
+        if distinct:
+            topic = TOPICS[number % len(TOPICS)].lower()
+            body = text.replace(b'title: "', f'title: "Guide {number} - '.encode(), 1).replace(
+                b"keywords: [", f"keywords: [{topic}, topic{number}, ".encode(), 1)
+        (guides_dir / f"guide-{number:05d}.md").write_bytes(body)
     (root / "output").mkdir(exist_ok=True)
     (root / "sources").mkdir(exist_ok=True)
     write_feeds_toml(root, [f"{feed_base}/feed/{n}.xml" for n in range(feeds)])

@@ -33,7 +33,7 @@ from .errors import DraftError, GuideError, PipelineError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item
-from .select import select_further_reading
+from .select import Candidates, select_further_reading
 from .store import Store
 
 # Front matter keys the pipeline keeps up to date, unless a reviewer changed them.
@@ -161,7 +161,7 @@ def build_drafts(
     fingerprints = store.fingerprints()
     # One guide at a time, so memory stays flat however many guides there are. Items are read once
     # per age window and selections are shared by guides that differ only in slug and path.
-    windows: dict[int, list[Item]] = {}
+    windows: dict[int, Candidates] = {}
     selections: dict[bytes, list[Item]] = {}  # keyed by a digest, so no guide text is kept
     for guide_path in paths:
         slug = guide_path.stem
@@ -170,11 +170,12 @@ def build_drafts(
             guide_bytes = read_bytes(guide_path)  # read once: parsed, and hashed for twins and fingerprint
             guide = load_guide(guide_path, guide_bytes)
             if guide.max_age_days not in windows:
-                windows[guide.max_age_days] = store.items(since=now.date() - dt.timedelta(days=guide.max_age_days))
+                since = now.date() - dt.timedelta(days=guide.max_age_days)
+                windows[guide.max_age_days] = Candidates(store.items(since=since), now, guide.max_age_days)
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
             if twin not in selections:
-                selections[twin] = select_further_reading(windows[guide.max_age_days], guide, now, feed_tags)
+                selections[twin] = windows[guide.max_age_days].select(guide, feed_tags)
             chosen = selections[twin]
             digest = inputs.draft(guide_path, chosen, read_bytes(path), guide_bytes)
             if not force and fingerprints.get(slug) == digest:

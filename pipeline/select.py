@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -44,22 +44,6 @@ def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
     return score
 
 
-def guide_scorer(guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> Callable[[Item], int]:
-    """relevance() for one guide, with the guide's side (keywords, tags) worked out once, not per item."""
-    keys = [f" {key} " for key in map(headline_key, guide.keywords) if key]
-    tags = set(guide.tags)
-    bonus: dict[str, int] = {}
-
-    def score(item: Item) -> int:
-        words = f" {headline_key(item.headline)} "
-        tag = bonus.get(item.feed_url)
-        if tag is None:
-            tag = bonus[item.feed_url] = int(bool(set(feed_tags.get(item.feed_url, ())) & tags))
-        return 2 * sum(1 for key in keys if key in words) + tag
-
-    return score
-
-
 def select_further_reading(
     items: Iterable[Item],
     guide: Guide,
@@ -73,56 +57,116 @@ def select_further_reading(
     date is taken as today everywhere), link over http(s), and match the guide by at least one
     keyword or feed tag. Undated items are never listed.
     """
-    feed_tags = feed_tags or {}
-    if isinstance(now, dt.datetime):
-        utc = now.astimezone(dt.timezone.utc) if now.tzinfo else now
-        today, latest = utc.date(), (utc + _EARLIEST_ZONE).date()
-    else:
-        today = latest = now
-    oldest = today - dt.timedelta(days=guide.max_age_days)
-    candidates = [
-        i for i in items
-        if i.date is not None and oldest <= i.date <= latest and _web_link(i.url)
-    ]
+    return Candidates(items, now, guide.max_age_days).select(guide, feed_tags or {})
 
-    # One story carried by several feeds under one canonical link: the earliest-dated copy stands for
-    # it, and the story is as relevant as its best-matching copy (feeds retitle syndicated stories).
-    by_link: dict[str, Item] = {}
-    story_score: dict[str, int] = {}
-    relevance_of = guide_scorer(guide, feed_tags)
-    for item in sorted(candidates, key=lambda i: (i.date, i.feed_url, i.guid)):
-        by_link.setdefault(item.url, item)
-        score = relevance_of(item)
-        story_score[item.url] = max(score, story_score.get(item.url, 0))
 
-    scored = [(story_score[url], i) for url, i in by_link.items()]
-    ranked = sorted(
-        ((score, item) for score, item in scored if score > 0),
-        key=lambda pair: (-pair[0], -pair[1].date.toordinal(), headline_key(pair[1].headline), pair[1].url),  # type: ignore[union-attr]
-    )
+class Candidates:
+    """The items one age window offers, worked out once for every guide that shares the window.
 
-    unique: list[Item] = []
-    seen_headlines: set[str] = set()
-    for _score, item in ranked:
-        key = headline_key(item.headline)
-        if key in seen_headlines:
-            continue
-        seen_headlines.add(key)
-        unique.append(item)
+    What does not depend on the guide is done here: the date and link filter, grouping copies of
+    one story (several feeds, one canonical link), the tie-break order, and an index of headline
+    words. A guide then costs a lookup per keyword instead of a pass over every item per keyword.
+    """
 
-    count = guide.further_reading_count
-    chosen: list[Item] = []
-    publishers: set[str] = set()
-    for item in unique:  # first pass: one item per publisher
-        if len(chosen) == count:
-            break
-        if item.source.casefold() not in publishers:
-            chosen.append(item)
-            publishers.add(item.source.casefold())
-    for item in unique:  # then fill up when there are not enough publishers
-        if len(chosen) == count:
-            break
-        if item not in chosen:
-            chosen.append(item)
-    order = {id(item): rank for rank, item in enumerate(unique)}
-    return sorted(chosen, key=lambda i: order[id(i)])
+    def __init__(self, items: Iterable[Item], now: dt.datetime | dt.date, max_age_days: int) -> None:
+        if isinstance(now, dt.datetime):
+            utc = now.astimezone(dt.timezone.utc) if now.tzinfo else now
+            today, latest = utc.date(), (utc + _EARLIEST_ZONE).date()
+        else:
+            today = latest = now
+        oldest = today - dt.timedelta(days=max_age_days)
+        candidates = sorted(
+            (i for i in items if i.date is not None and oldest <= i.date <= latest and _web_link(i.url)),
+            key=lambda i: (i.date, i.feed_url, i.guid),
+        )
+        # One story carried by several feeds under one canonical link: the earliest-dated copy stands
+        # for it, and the story is as relevant as its best-matching copy (feeds retitle stories).
+        story_of: dict[str, int] = {}
+        self._stories: list[Item] = []
+        self._copies: list[Item] = []  # every candidate, as a copy of story self._story[n]
+        self._story: list[int] = []
+        for item in candidates:
+            story = story_of.setdefault(item.url, len(self._stories))
+            if story == len(self._stories):
+                self._stories.append(item)
+            self._copies.append(item)
+            self._story.append(story)
+        # Among equally relevant stories: newest first, then by headline, then by link (unique).
+        order = sorted(range(len(self._stories)), key=lambda n: (
+            -self._stories[n].date.toordinal(), headline_key(self._stories[n].headline), self._stories[n].url))  # type: ignore[union-attr]
+        self._rank = [0] * len(self._stories)
+        for rank, story in enumerate(order):
+            self._rank[story] = rank
+        self._padded = [f" {headline_key(copy.headline)} " for copy in self._copies]
+        self._with_word: dict[str, list[int]] = {}  # headline word -> copies using it
+        self._by_feed: dict[str, list[int]] = {}
+        for number, copy in enumerate(self._copies):
+            for word in set(self._padded[number].split()):
+                self._with_word.setdefault(word, []).append(number)
+            self._by_feed.setdefault(copy.feed_url, []).append(number)
+
+    def _copies_matching(self, key: str) -> list[int]:
+        """Copies whose headline holds `key` as whole words (relevance()'s test, through the index)."""
+        words = key.split()
+        found = self._with_word.get(words[0], [])
+        if len(words) == 1:
+            return found
+        padded = f" {key} "
+        return [n for n in found if padded in self._padded[n]]
+
+    def scores(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> dict[int, int]:
+        """Story -> relevance of its best copy, for stories that match at all."""
+        copy_score: dict[int, int] = {}
+        for key in map(headline_key, guide.keywords):
+            if key:
+                for number in self._copies_matching(key):
+                    copy_score[number] = copy_score.get(number, 0) + 2
+        tags = set(guide.tags)
+        for feed, copies in self._by_feed.items():
+            if tags & set(feed_tags.get(feed, ())):
+                for number in copies:
+                    copy_score[number] = copy_score.get(number, 0) + 1
+        best: dict[int, int] = {}
+        for number, score in copy_score.items():
+            story = self._story[number]
+            if score > best.get(story, 0):
+                best[story] = score
+        return best
+
+    def _ranked(self, best: dict[int, int]) -> Iterator[Item]:
+        """Matching stories, most relevant first; ties in the window's order. Lazy: a guide reads few."""
+        by_score: dict[int, list[int]] = {}
+        for story, score in best.items():
+            by_score.setdefault(score, []).append(story)
+        for score in sorted(by_score, reverse=True):
+            for story in sorted(by_score[score], key=self._rank.__getitem__):
+                yield self._stories[story]
+
+    def select(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> list[Item]:
+        """select_further_reading() for one guide of this window."""
+        count = guide.further_reading_count
+        if count <= 0:
+            return []
+        unique: list[Item] = []  # ranked stories, one per headline, as far as we looked
+        seen_headlines: set[str] = set()
+        chosen: list[Item] = []
+        publishers: set[str] = set()
+        for item in self._ranked(self.scores(guide, feed_tags)):
+            key = headline_key(item.headline)
+            if key in seen_headlines:
+                continue
+            seen_headlines.add(key)
+            unique.append(item)
+            if item.source.casefold() not in publishers:  # first pass: one item per publisher
+                chosen.append(item)
+                publishers.add(item.source.casefold())
+                if len(chosen) == count:
+                    break
+        else:
+            for item in unique:  # then fill up when there are not enough publishers
+                if len(chosen) == count:
+                    break
+                if item not in chosen:
+                    chosen.append(item)
+        order = {id(item): rank for rank, item in enumerate(unique)}
+        return sorted(chosen, key=lambda i: order[id(i)])

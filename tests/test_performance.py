@@ -178,20 +178,25 @@ def test_benchmark_smoke_mode_prints_its_goal_lines(tmp_path: Path) -> None:
     assert any("2 unchanged rebuild" in line and "0 files rewritten" in line for line in lines), result.stdout
 
 
-def test_the_per_guide_scorer_scores_exactly_as_relevance() -> None:
+def test_the_word_index_scores_exactly_as_relevance() -> None:
     from pipeline.models import Guide
-    from pipeline.select import guide_scorer, relevance
+    from pipeline.select import Candidates, relevance
 
     guide = Guide(slug="g", path=Path("g.md"), title="G", keywords=("wechat", "data protection", "Ünïcode!", "", "wechat"),
                   tags=("privacy", "china"))
     feed_tags = {"a": ("privacy",), "b": ("travel",), "c": ()}
     headlines = ["WeChat adds data protection rules", "wechat", "Data-Protection law", "Unrelated news",
-                 "ÜNÏCODE headline", "WeChat, WeChat and more WeChat", ""]
-    score = guide_scorer(guide, feed_tags)
-    for feed in ("a", "b", "c", "unknown"):
-        for number, headline in enumerate(headlines):
-            item = Item(feed_url=feed, guid=str(number), headline=headline, source="S", date=None, url="https://x/")
-            assert score(item) == relevance(item, guide, feed_tags.get(feed, ())), (feed, headline)
+                 "ÜNÏCODE headline", "WeChat, WeChat and more WeChat", "", "protection data", "wechatter"]
+    items = [Item(feed_url=feed, guid=f"{feed}{number}", headline=headline, source="S", date=dt.date(2026, 3, 9),
+                  url=f"https://x.example/{feed}/{number}")
+             for feed in ("a", "b", "c", "unknown") for number, headline in enumerate(headlines)]
+    candidates = Candidates(items, NOW, 30)
+    scores = candidates.scores(guide, feed_tags)
+    expected = {n: relevance(item, guide, feed_tags.get(item.feed_url, ())) for n, item in enumerate(items)}
+    # Each item is its own story here (one link each), taken in (date, feed, guid) order.
+    by_story = {candidates._stories.index(item): score for item, score in
+                ((items[n], score) for n, score in expected.items()) if score > 0}
+    assert scores == by_story
 
 
 def test_a_parser_worker_lets_go_of_the_connections_it_was_forked_with() -> None:

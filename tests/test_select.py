@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 from conftest import Route, write_feeds
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli import cli
@@ -235,3 +235,54 @@ def test_source_date_epoch_is_now_for_age_and_future_through_the_cli(project: Pa
     # Two keyword hits ("wechat", "privacy") outrank one, however recent.
     assert _listed(project, march_12) == ["2026-03-01", "2026-03-10"]
     assert _listed(project, april_21) == ["2026-04-20"]
+
+
+def rules_as_written(items: list[Item], guide: Guide, now: dt.datetime, feed_tags: dict[str, tuple[str, ...]]) -> list[Item]:
+    """The selection rules spelled out plainly, one item at a time: the oracle for the indexed version."""
+    today, latest = now.date(), (now + dt.timedelta(hours=14)).date()
+    oldest = today - dt.timedelta(days=guide.max_age_days)
+    fresh = [i for i in items if i.date is not None and oldest <= i.date <= latest and i.url.startswith("http")]
+    stories: dict[str, Item] = {}
+    best: dict[str, int] = {}
+    for i in sorted(fresh, key=lambda i: (i.date, i.feed_url, i.guid)):
+        stories.setdefault(i.url, i)
+        best[i.url] = max(best.get(i.url, 0), relevance(i, guide, feed_tags.get(i.feed_url, ())))
+    ranked = sorted((i for url, i in stories.items() if best[url] > 0),
+                    key=lambda i: (-best[i.url], -i.date.toordinal(), headline_key(i.headline), i.url))
+    unique = [i for n, i in enumerate(ranked)
+              if headline_key(i.headline) not in {headline_key(j.headline) for j in ranked[:n]}]
+    chosen: list[Item] = []
+    for i in unique:
+        if len(chosen) < guide.further_reading_count and i.source.casefold() not in {c.source.casefold() for c in chosen}:
+            chosen.append(i)
+    for i in unique:
+        if len(chosen) < guide.further_reading_count and i not in chosen:
+            chosen.append(i)
+    return sorted(chosen, key=unique.index)
+
+
+WORDS = ["WeChat", "wechat", "data", "protection", "Alipay", "visa", "rent", "news", "Ünïcode"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.lists(st.sampled_from(WORDS), max_size=5).map(" ".join),  # headline
+                       st.sampled_from(["A", "a", "B", "C"]),  # source
+                       st.integers(-3, 40),  # days ago
+                       st.integers(0, 6),  # link: few, so feeds share stories
+                       st.sampled_from(["f1", "f2", "f3"])),  # feed
+             max_size=30),
+    st.lists(st.sampled_from(WORDS + ["data protection", "", "!!"]), max_size=4),
+    st.lists(st.sampled_from(["privacy", "money", "china"]), max_size=2),
+    st.integers(1, 5),
+    st.integers(1, 30),
+)
+# A keyword outranks a shared feed tag, however new the tagged story is.
+@example(rows=[("news", "A", 1, 0, "f1"), ("wechat", "B", 5, 1, "f3")], keywords=["wechat"], tags=["privacy"],
+         count=1, max_age=30)
+def test_the_indexed_selection_chooses_what_the_rules_say(rows, keywords, tags, count, max_age) -> None:
+    items = [Item(feed_url=feed, guid=f"g{n}", headline=headline, source=source, date=days_ago(age),
+                  url=f"https://news.example/{link}") for n, (headline, source, age, link, feed) in enumerate(rows)]
+    chosen_guide = guide(count=count, max_age_days=max_age, keywords=tuple(keywords), tags=tuple(tags))
+    feed_tags = {"f1": ("privacy",), "f2": ("money", "china"), "f3": ()}
+    assert select_further_reading(items, chosen_guide, NOW, feed_tags) == rules_as_written(items, chosen_guide, NOW, feed_tags)
