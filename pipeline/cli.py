@@ -110,11 +110,17 @@ def _fetch(obj: Context, quiet: bool = False) -> Any:
     return report
 
 
+# Every command that writes waits for another run's lock: cron's refresh and an editor's build meet.
+_LOCK_WAIT = click.option("--wait", "lock_wait", type=click.FloatRange(min=0), default=10.0, show_default=True,
+                          envvar="PIPELINE_LOCK_WAIT", help="Seconds to wait for another run's lock before giving up.")
+
+
 @cli.command()
 @click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
+@_LOCK_WAIT
 @click.pass_obj
 @handle_errors
-def fetch(obj: Context, quiet: bool) -> None:
+def fetch(obj: Context, quiet: bool, lock_wait: float) -> None:
     """Fetch every feed in sources/feeds.toml and store new items.
 
     Uses conditional GET, so unchanged feeds cost one small request. Exits 0 when at least one
@@ -128,7 +134,7 @@ def fetch(obj: Context, quiet: bool) -> None:
     from .lock import project_lock
 
     load_feeds(obj.settings.sources_path)  # a bad feeds.toml stops here, before anything is written
-    with project_lock(obj.settings.lock_path):
+    with project_lock(obj.settings.lock_path, lock_wait):
         report = _fetch(obj, quiet)
     if not quiet:
         click.echo(
@@ -201,10 +207,11 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
 @cli.command()
 @click.option("--offline", is_flag=True, help="Do not fetch; build from the items already stored.")
 @click.option("--force", is_flag=True, help="Regenerate drafts, replacing hand edits and approved drafts.")
+@_LOCK_WAIT
 @click.argument("slugs", nargs=-1)
 @click.pass_obj
 @handle_errors
-def build(obj: Context, offline: bool, force: bool, slugs: tuple[str, ...]) -> None:
+def build(obj: Context, offline: bool, force: bool, lock_wait: float, slugs: tuple[str, ...]) -> None:
     """Write review-ready drafts to output/ from templates/guides/ and stored news.
 
     Fetches feeds first unless --offline (a failed fetch only warns). Reviewer edits are merged,
@@ -215,7 +222,8 @@ def build(obj: Context, offline: bool, force: bool, slugs: tuple[str, ...]) -> N
     \b
         pipeline build --offline wechat-encryption
     """
-    report, _ = _run_build(obj, offline=offline, force=force, only=slugs, regions_only=False, quiet=False)
+    report, _ = _run_build(obj, offline=offline, force=force, only=slugs, regions_only=False, quiet=False,
+                           lock_wait=lock_wait)
     counts = ", ".join(f"{report.count(o)} {o}" for o in ("created", "updated", "unchanged", "kept", "conflict", "error")
                        if report.count(o))
     click.echo(f"built {len(report.drafts)} drafts in {obj.settings.output_dir}: {counts or 'nothing to do'}")
@@ -225,8 +233,7 @@ def build(obj: Context, offline: bool, force: bool, slugs: tuple[str, ...]) -> N
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Replace hand-edited Further Reading and context regions too.")
-@click.option("--wait", "lock_wait", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              envvar="PIPELINE_LOCK_WAIT", help="Seconds to wait for another run's lock before giving up.")
+@_LOCK_WAIT
 @click.pass_obj
 @handle_errors
 def refresh(obj: Context, force: bool, lock_wait: float) -> None:

@@ -136,3 +136,15 @@ def test_two_real_refreshes_at_once_leave_whole_drafts(built: Path, feed_server:
     text = draft_path(built).read_text(encoding="utf-8")
     assert text.count(f"🔸 {NEW_STORY.headline}") == 1
     assert list((built / "output").glob(".pipeline-*")) == []  # no temp file left behind
+
+
+@pytest.mark.parametrize("command", [("build", "--offline"), ("fetch",)])
+def test_build_and_fetch_wait_as_long_as_told_then_name_the_holder(built: Path, command: tuple[str, ...]) -> None:
+    before = snapshot(draft_path(built))
+    with lock_held_by_another_process(built / ".pipeline.lock") as holder:
+        result = run(built, *command, "--wait", "0.3")
+    assert result.exit_code == 1
+    assert f"another pipeline run holds {built / '.pipeline.lock'} (pid {holder.pid}); try again later" \
+        in result.stderr
+    assert "Traceback" not in result.output
+    assert snapshot(draft_path(built)) == before
