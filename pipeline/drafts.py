@@ -231,6 +231,8 @@ def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
     end = start + 1
     while end < len(lines) and (lines[end].startswith((" ", "\t", "-")) or not lines[end].strip()):
         end += 1
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1  # blank lines after the block separate it from the next key: the reviewer's layout
     comments = [comment for line in lines[start:end] if (comment := _yaml_comment(line))]
     kept = "".join(f"{comment}\n" for comment in comments)
     return "".join(lines[:start]) + block + kept + "".join(lines[end:])

@@ -174,3 +174,11 @@ def test_a_root_that_does_not_exist_is_named_and_nothing_is_created(tmp_path: Pa
 def test_a_store_in_a_missing_folder_says_so() -> None:
     with pytest.raises(StoreError, match="its folder does not exist; check --root"):
         Store(Path("/no/such/folder/pipeline.sqlite3"))
+
+
+def test_blank_lines_a_reviewer_put_between_front_matter_keys_stay() -> None:
+    from pipeline.drafts import set_front_matter_key
+
+    text = "title: Old\n\ntags:\n  - a\n\n  - b\n\n\nstatus: draft\n"
+    updated = set_front_matter_key(set_front_matter_key(text, "tags", ["c"]), "title", "New")
+    assert updated == "title: New\n\ntags:\n  - c\n\n\nstatus: draft\n"
