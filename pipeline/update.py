@@ -20,7 +20,6 @@ from .store import Store
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future
 
-
 # After this many failures in a row a feed is skipped for a while, doubling up to a day.
 BACKOFF_AFTER = 3
 BACKOFF_START = dt.timedelta(hours=1)
@@ -174,7 +173,7 @@ class _Parsers:
             from concurrent.futures import ProcessPoolExecutor
 
             # Each worker loads feedparser and bs4 itself, on its own core, while the servers think.
-            # A worker only ever parses: the sockets, store and lock it inherits stay untouched.
+            # A worker only ever parses (see _start_worker for what it lets go of).
             pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("fork"),
                                        initializer=_start_worker, initargs=(os.getpid(),))
             for _ in range(self._workers):
