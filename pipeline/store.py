@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS model_cache (
 """
 
 
+# The store's layout, kept in SQLite's user_version. Upgrades are additive: tables come from SCHEMA's
+# IF NOT EXISTS, columns from ADDED_COLUMNS (nullable or defaulted, so old rows stay valid). A store
+# from a newer pipeline is refused, not guessed at.
+SCHEMA_VERSION = 1
+ADDED_COLUMNS = (("feeds", "moved_to", "TEXT"),)  # (table, column, definition), oldest first
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -76,21 +83,29 @@ class Store:
         try:
             # isolation_level=None: we open transactions ourselves, so each write is one unit.
             self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA busy_timeout=30000")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:  # checked before anything, WAL mode included, touches the file
+                self.db.close()
+                raise StoreError(f"{path}: written by a newer pipeline (store version {version}, this one knows "
+                                 f"{SCHEMA_VERSION}); upgrade pipeline, or move the file aside to start afresh")
+            self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
+            self.db.executescript(SCHEMA)  # tables added since the store was made
             self._add_missing_columns()
+            if version < SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             if isinstance(self.path, Path) and not self.path.parent.is_dir():
                 raise StoreError(f"{path}: its folder does not exist; check --root") from exc
-            raise StoreError(f"{path}: cannot open the item store ({exc}); delete it to start afresh") from exc
+            raise StoreError(f"{path}: cannot open the item store ({exc}); move it aside to start afresh") from exc
 
     def _add_missing_columns(self) -> None:
         # Stores made before a column existed gain it in place; nothing stored is lost.
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(feeds)")}
-        if "moved_to" not in columns:
-            self.db.execute("ALTER TABLE feeds ADD COLUMN moved_to TEXT")
+        for table, column, definition in ADDED_COLUMNS:
+            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self.db.close()

@@ -182,3 +182,46 @@ def test_blank_lines_a_reviewer_put_between_front_matter_keys_stay() -> None:
     text = "title: Old\n\ntags:\n  - a\n\n  - b\n\n\nstatus: draft\n"
     updated = set_front_matter_key(set_front_matter_key(text, "tags", ["c"]), "title", "New")
     assert updated == "title: New\n\ntags:\n  - c\n\n\nstatus: draft\n"
+
+
+OLD_STORE = """
+CREATE TABLE feeds (url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, last_attempt TEXT, last_success TEXT,
+                    last_status TEXT, last_error TEXT, consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                    retry_after TEXT);
+CREATE TABLE items (feed_url TEXT NOT NULL, guid TEXT NOT NULL, headline TEXT NOT NULL, source TEXT NOT NULL,
+                    date TEXT, url TEXT NOT NULL, first_seen TEXT NOT NULL, PRIMARY KEY (feed_url, guid));
+INSERT INTO feeds (url, etag) VALUES ('https://news.example/rss', '"v1"');
+INSERT INTO items VALUES ('https://news.example/rss', 'g1', 'Kept through the upgrade', 'Pub', '2026-03-01',
+                          'https://news.example/1', '2026-03-01T00:00:00+00:00');
+"""
+
+
+def test_a_store_from_before_a_column_or_table_existed_is_upgraded_in_place(project: Path) -> None:
+    import sqlite3
+
+    from pipeline.store import SCHEMA_VERSION
+
+    path = project / "pipeline.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_STORE)
+    result = run(project, "items", "--json")
+    assert result.exit_code == 0, result.output
+    assert "Kept through the upgrade" in result.output
+    with Store(path) as store:
+        assert store.feed_state("https://news.example/rss").etag == '"v1"'  # moved_to column added
+        assert store.fingerprints() == {}  # a table added since
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_store_from_a_newer_pipeline_is_refused_untouched(project: Path) -> None:
+    import sqlite3
+
+    path = project / "pipeline.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_STORE + "PRAGMA user_version = 99;")
+    before = path.read_bytes()
+    result = run(project, "items")
+    assert result.exit_code == 1
+    assert "written by a newer pipeline (store version 99" in result.output
+    assert "Traceback" not in result.output
+    assert path.read_bytes() == before
