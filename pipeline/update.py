@@ -153,7 +153,11 @@ WARM_UP_AFTER = 0.1
 
 
 class _Parsers:
-    """Parses bodies off the event loop as they arrive: on a thread, or in forked worker processes."""
+    """Parses bodies off the event loop as they arrive: in forked worker processes, or on a thread.
+
+    Worker processes are an optimisation, never a requirement: when they cannot be started (no fork,
+    a process limit) or one dies (killed from outside), parsing carries on, on a thread.
+    """
 
     def __init__(self, feeds: int) -> None:
         cores = os.cpu_count() or 1
@@ -161,6 +165,7 @@ class _Parsers:
         self._parallel = (feeds >= PARALLEL_PARSE_FROM and cores > 1
                           and hasattr(os, "fork"))
         self._pool: Executor | None = None
+        self._pools: list[Executor] = []
 
     def warm_up(self) -> None:
         """Start the parser before the first body needs it (a run of 304s calls this and wastes ~0.1 s
@@ -168,34 +173,57 @@ class _Parsers:
         if self._pool is not None:
             return
         if self._parallel:
-            # Imported here, off the path to the first request.
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            try:
+                self._use(self._process_pool())
+                return
+            except (OSError, BrokenExecutor):
+                self._parallel = False  # e.g. fork refused under a process limit: a thread will do
+        from concurrent.futures import ThreadPoolExecutor
 
-            # Each worker loads feedparser and bs4 itself, on its own core, while the servers think.
-            # A worker only ever parses (see _start_worker for what it lets go of).
-            pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("fork"),
-                                       initializer=_start_worker, initargs=(os.getpid(),))
+        self._use(ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse"))
+        assert self._pool is not None
+        self._pool.submit(import_module, f"{__package__}.extract")
+
+    def _process_pool(self) -> Executor:
+        # Imported here, off the path to the first request.
+        import encodings.idna  # noqa: F401 (see below)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # Each worker loads feedparser and bs4 itself, on its own core, while the servers think. The
+        # fork happens while asyncio's resolver threads may be looking up hosts; the one module they
+        # import on first use (the IDNA codec) is loaded first, so no import lock can be held at the fork.
+        pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_start_worker, initargs=(os.getpid(),))
+        try:
             for _ in range(self._workers):
                 pool.submit(int)  # the first submit forks every worker
-            self._pool = pool
-        else:
-            from concurrent.futures import ThreadPoolExecutor
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        return pool
 
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse")
-            self._pool.submit(import_module, f"{__package__}.extract")
+    def _use(self, pool: Executor) -> None:
+        self._pool = pool
+        self._pools.append(pool)
 
     def submit(self, result: FetchResult) -> Future[tuple[Extraction | None, str | None]]:
         self.warm_up()
         assert self._pool is not None
-        return self._pool.submit(_extract, result)
+        try:
+            return self._pool.submit(_extract, result)
+        except BrokenExecutor:  # a worker died: the rest of the run parses on a thread
+            self._parallel, self._pool = False, None
+            self.warm_up()
+            assert self._pool is not None
+            return self._pool.submit(_extract, result)
 
     def __enter__(self) -> _Parsers:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
+        for pool in self._pools:
+            pool.shutdown()
 
 
 def _start_worker(parent: int) -> None:
@@ -223,13 +251,14 @@ def _close_inherited_sockets() -> None:
             continue
     else:
         return
+    # Standard streams stay: under systemd, stderr is a socket to the journal.
     # Pointed at /dev/null rather than closed: a socket object copied with the fork still owns the
     # number, and must not close something else that reuses it.
     null = os.open(os.devnull, os.O_RDWR)
     try:
         for fd in fds:
             try:
-                if fd != null and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                if fd > 2 and fd != null and stat.S_ISSOCK(os.fstat(fd).st_mode):
                     os.dup2(null, fd)
             except OSError:
                 pass  # the listing's own descriptor, already gone

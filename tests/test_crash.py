@@ -245,3 +245,33 @@ def test_a_fetch_killed_while_parsing_in_workers_leaves_no_worker_holding_the_lo
     assert not any(_alive(w) for w in workers), "orphaned parser workers outlived the run"
     with project_lock(project / ".pipeline.lock", wait_seconds=0):
         pass  # free for the next run at once
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to see child processes")
+def test_a_parser_worker_killed_mid_run_costs_no_feed(project: Path, feed_server) -> None:
+    from conftest import Route, write_feeds
+
+    from pipeline.update import PARALLEL_PARSE_FROM
+
+    count = PARALLEL_PARSE_FROM + 2
+    for number in range(count):  # a few answer at once, the rest after the worker is gone
+        body = (f"<rss version='2.0'><channel><title>F{number}</title><item><title>Story {number}</title>"
+                f"<link>https://news.example.com/{number}</link></item></channel></rss>").encode()
+        feed_server.routes[f"/f/{number}.xml"] = Route(body, delay=0.2 if number < 3 else 2.0)
+    write_feeds(project, *({"url": feed_server.url(f"/f/{n}.xml")} for n in range(count)))
+    fetch = subprocess.Popen([PIPELINE, "--root", str(project), "fetch"], env=_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    workers: list[int] = []
+    while not workers and time.monotonic() < deadline and fetch.poll() is None:
+        time.sleep(0.05)
+        workers = _children(fetch.pid)
+    assert workers, "the parser workers never started"
+    time.sleep(0.8)  # the first bodies are parsed; the rest are still on their way
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = fetch.communicate(timeout=60)
+    assert fetch.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"fetched {count} feeds: {count} ok" in out
+    with Store(project / "pipeline.sqlite3") as store:
+        assert sorted(i.headline for i in store.items()) == sorted(f"Story {n}" for n in range(count))

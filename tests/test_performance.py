@@ -224,3 +224,48 @@ def test_a_parser_worker_lets_go_of_the_connections_it_was_forked_with() -> None
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         server_side.close()
+
+
+def test_parsing_carries_on_on_a_thread_when_fork_is_refused(project: Path, feed_server: FeedServer,
+                                                             monkeypatch) -> None:
+    import errno
+    import os
+
+    def refused() -> int:  # as under a systemd TasksMax or container pids limit
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", refused)
+    count = PARALLEL_PARSE_FROM + 2
+    for number in range(count):
+        feed_server.routes[f"/feed/{number}.xml"] = Route(_rss(number))
+    write_feeds(project, *({"url": feed_server.url(f"/feed/{n}.xml")} for n in range(count)))
+    settings = load_settings(project)
+    with Store(settings.store_path) as store:
+        report = update_feeds(settings, store, load_feeds(settings.sources_path), NOW)
+        assert [feed.status for feed in report.feeds] == ["new"] * count
+        assert len(store.items()) == count
+
+
+def test_a_worker_keeps_standard_streams_that_are_sockets() -> None:
+    # Under systemd, stderr is a socket to the journal: a worker's own error output must still reach it.
+    import os
+    import socket
+
+    from pipeline.update import _close_inherited_sockets
+
+    journal, stderr_end = socket.socketpair()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.dup2(stderr_end.fileno(), 2)
+            _close_inherited_sockets()
+            os.write(2, b"still heard")
+        finally:
+            os._exit(0)
+    try:
+        os.waitpid(child, 0)
+        journal.settimeout(5)
+        assert journal.recv(100) == b"still heard"
+    finally:
+        journal.close()
+        stderr_end.close()
