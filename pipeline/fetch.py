@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import zlib
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -27,46 +29,75 @@ FEED_ACCEPT = (
 
 
 class _Pools:
-    """One connection pool (an httpx client) per scheme and host, made when first needed.
+    """One connection pool (an httpx client) per scheme and host, open while that host is in use.
 
     httpcore's pool scans all of its connections whenever a request starts or ends, so one pool for
-    every feed costs time growing with the square of the feeds fetched at once; a feed's host only
-    ever needs `per_host` connections. The verified TLS context (loading the CA bundle costs tens of
-    milliseconds) is built once, at the first https URL: a run over plain-http feeds never needs it.
+    every feed costs time growing with the square of the feeds fetched at once. A host's pool closes
+    as soon as its feeds are done and no redirect is using it: idle connections kept to the end would
+    hold a socket per host, and a thousand hosts would run out of file descriptors. Each pool may open
+    as many connections as the run fetches feeds at once, so a host many feeds redirect to never makes
+    them queue (politeness toward the hosts in feeds.toml is fetch_feeds' per-host limit).
+    The verified TLS context (loading the CA bundle costs tens of milliseconds) is built once, at the
+    first https URL: a run over plain-http feeds never needs it.
     """
 
-    def __init__(self, *, timeout: float, per_host: int) -> None:
+    def __init__(self, feeds: Sequence[Feed], *, timeout: float, max_connections: int, keep_alive: int) -> None:
         self._timeout = httpx.Timeout(timeout, connect=timeout, pool=None)
-        self._limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=keep_alive)
         self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
+        self._waiting = Counter(_pool_key(feed.url) for feed in feeds)  # feeds not yet done, per pool
+        self._busy: Counter[tuple[str, str]] = Counter()  # requests (redirect hops included) in flight
         self._tls: ssl.SSLContext | None = None
         # http:// never speaks TLS; this context holds no CA certificates, so any TLS it were asked
         # to do would fail verification rather than pass unverified.
         self._no_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
-    def client(self, url: str) -> httpx.AsyncClient:
-        parts = urlsplit(url)
-        key = (parts.scheme.lower(), parts.netloc.lower())
-        client = self._clients.get(key)
-        if client is None:
-            if key[0] == "https":
-                if self._tls is None:
-                    self._tls = httpx.create_ssl_context()  # verified, as httpx does by default
-                verify = self._tls
-            else:
-                verify = self._no_tls
-            client = httpx.AsyncClient(
-                headers={"User-Agent": USER_AGENT, "Accept": FEED_ACCEPT, "Accept-Encoding": "gzip, deflate"},
-                timeout=self._timeout,
-                follow_redirects=False,
-                transport=httpx.AsyncHTTPTransport(limits=self._limits, verify=verify),
-            )
-            self._clients[key] = client
+    @asynccontextmanager
+    async def client(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
+        key = _pool_key(url)
+        client = self._clients.get(key) or self._open(key)
+        self._busy[key] += 1
+        try:
+            yield client
+        finally:
+            self._busy[key] -= 1
+            await self._close_if_done(key)
+
+    async def feed_done(self, feed: Feed) -> None:
+        key = _pool_key(feed.url)
+        self._waiting[key] -= 1
+        await self._close_if_done(key)
+
+    def _open(self, key: tuple[str, str]) -> httpx.AsyncClient:
+        if key[0] == "https":
+            if self._tls is None:
+                self._tls = httpx.create_ssl_context()  # verified, as httpx does by default
+            verify = self._tls
+        else:
+            verify = self._no_tls
+        client = self._clients[key] = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT, "Accept": FEED_ACCEPT, "Accept-Encoding": "gzip, deflate"},
+            timeout=self._timeout,
+            follow_redirects=False,
+            transport=httpx.AsyncHTTPTransport(limits=self._limits, verify=verify),
+        )
         return client
 
+    async def _close_if_done(self, key: tuple[str, str]) -> None:
+        if self._busy[key] <= 0 and self._waiting[key] <= 0 and key in self._clients:
+            await self._clients.pop(key).aclose()
+
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
+        while self._clients:
+            await self._clients.popitem()[1].aclose()
+
+
+def _pool_key(url: str) -> tuple[str, str]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed URL fails in its own request, with a message; it shares no pool
+        return ("", url)
+    return (parts.scheme.lower(), parts.netloc.lower())
 
 
 class BodyTooLarge(Exception):
@@ -124,7 +155,7 @@ async def fetch_one(pools: _Pools, feed: Feed, state: FeedState | None, max_body
     headers = conditional_headers(state)
     try:
         for _hop in range(MAX_REDIRECTS + 1):
-            async with pools.client(url).stream("GET", url, headers=headers) as response:
+            async with pools.client(url) as client, client.stream("GET", url, headers=headers) as response:
                 if response.status_code in REDIRECTS and "location" in response.headers:
                     target = urljoin(url, response.headers["location"])
                     if urlsplit(target).scheme not in ("http", "https"):
@@ -221,7 +252,8 @@ async def fetch_feeds(
     # A slow drip never trips the per-read timeout; this deadline bounds each feed as a whole.
     deadline = timeout * 3
 
-    pools = _Pools(timeout=timeout, per_host=max(1, per_host_concurrency))
+    pools = _Pools(feeds, timeout=timeout, max_connections=max(1, max_concurrency),
+                   keep_alive=max(1, per_host_concurrency))
     try:
         async def guarded(feed: Feed) -> FetchResult:
             host = urlsplit(feed.url).hostname or ""
@@ -233,6 +265,8 @@ async def fetch_feeds(
                     )
                 except asyncio.TimeoutError:
                     result = FetchResult(feed, None, error=f"no complete answer within {deadline:g} s")
+                finally:
+                    await pools.feed_done(feed)
             if on_result:
                 on_result(result)
             return result

@@ -49,7 +49,7 @@ class SeenRequest:
 class FeedServer:
     """A real HTTP server in a thread; tests set `routes` and read `requests`."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[SeenRequest] = []
         self.in_flight = 0  # requests being answered right now
@@ -103,7 +103,7 @@ class FeedServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = self._handle_error  # type: ignore[method-assign]
         # A short poll interval: shutdown() waits for it, once per test using the fixture.
@@ -223,7 +223,7 @@ class ChatServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
