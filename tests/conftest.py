@@ -46,6 +46,12 @@ class SeenRequest:
     headers: dict[str, str]
 
 
+class _Listener(ThreadingHTTPServer):
+    # A real server's backlog: with http.server's 5, a burst of connections has SYNs dropped and
+    # retried a second later, which a test with a 1 s connect timeout would take for a dead host.
+    request_queue_size = 128
+
+
 class FeedServer:
     """A real HTTP server in a thread; tests set `routes` and read `requests`."""
 
@@ -103,7 +109,7 @@ class FeedServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd = _Listener((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = self._handle_error  # type: ignore[method-assign]
         # A short poll interval: shutdown() waits for it, once per test using the fixture.
@@ -223,7 +229,7 @@ class ChatServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
