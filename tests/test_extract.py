@@ -295,3 +295,24 @@ def test_not_a_feed_raises_feed_error_naming_the_url() -> None:
                       {"content-type": "text/html"})
     assert caught.value.url == "https://ex.example/rss"
     assert "RSS or Atom" in caught.value.reason
+
+
+@pytest.mark.parametrize("guid", ["<guid>/news/1</guid>", '<guid isPermaLink="true">/news/1</guid>',
+                                  "<guid><![CDATA[ /news/1 ]]></guid>"])
+def test_a_relative_permalink_guid_is_the_same_key_whatever_else_the_feed_says(guid: str) -> None:
+    # The guid (with the feed's URL) is what the store knows an item by: it must not change because
+    # another entry happens to mention xml:base, which changes how feedparser is called.
+    entry = f"<item><title>Visa rules change</title>{guid}</item>"
+    plain = f"<?xml version='1.0'?><rss version='2.0'><channel><title>P</title>{entry}</channel></rss>"
+    mention = plain.replace("</channel>", "<item><title>How xml:base works</title><link>/news/2</link></item></channel>")
+    feed = Feed(url="https://pub.example/feeds/rss.xml")
+    guids = {extract_items(feed, body.encode(), {"Content-Type": "application/rss+xml"}).items[0].guid
+             for body in (plain, mention)}
+    assert guids == {"https://pub.example/news/1"}
+
+
+def test_a_non_permalink_guid_is_kept_as_written() -> None:
+    body = ("<?xml version='1.0'?><rss version='2.0'><channel><title>P</title><item><title>T</title>"
+            "<guid isPermaLink='false'>story-77</guid><link>https://pub.example/77</link></item></channel></rss>")
+    (item,) = extract_items(Feed(url="https://pub.example/rss"), body.encode(), {}).items
+    assert item.guid == "story-77"
