@@ -92,6 +92,16 @@ class _Pools:
             await self._clients.popitem()[1].aclose()
 
 
+def _fetchable(url: str) -> bool:
+    """An http(s) URL with a host and a valid port (a redirect may name anything)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError when out of range)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _pool_key(url: str) -> tuple[str, str]:
     try:
         parts = urlsplit(url)
@@ -158,8 +168,9 @@ async def fetch_one(pools: _Pools, feed: Feed, state: FeedState | None, max_body
             async with pools.client(url) as client, client.stream("GET", url, headers=headers) as response:
                 if response.status_code in REDIRECTS and "location" in response.headers:
                     target = urljoin(url, response.headers["location"])
-                    if urlsplit(target).scheme not in ("http", "https"):
-                        return FetchResult(feed, response.status_code, error=f"redirect to a non-http URL {target!r}")
+                    if not _fetchable(target):
+                        return FetchResult(feed, response.status_code,
+                                           error=f"redirect to a URL that cannot be fetched: {target[:200]!r}")
                     all_permanent = all_permanent and response.status_code in PERMANENT
                     if all_permanent:
                         permanent = target
@@ -265,6 +276,8 @@ async def fetch_feeds(
                     )
                 except asyncio.TimeoutError:
                     result = FetchResult(feed, None, error=f"no complete answer within {deadline:g} s")
+                except Exception as exc:  # noqa: BLE001 (whatever a hostile server provokes, it costs one feed)
+                    result = FetchResult(feed, None, error=f"unexpected {type(exc).__name__}: {_short(exc)}")
                 finally:
                     await pools.feed_done(feed)
             if on_result:

@@ -6,10 +6,10 @@ import asyncio
 import datetime as dt
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import BrokenExecutor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, replace
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import Settings
 from .errors import FeedError
@@ -18,7 +18,9 @@ from .models import Extraction, Feed, FeedState, FetchResult
 from .store import Store
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor, Future
+    from concurrent.futures import Future
+
+T = TypeVar("T")
 
 # After this many failures in a row a feed is skipped for a while, doubling up to a day.
 BACKOFF_AFTER = 3
@@ -176,13 +178,16 @@ class _Parsers:
             try:
                 self._use(self._process_pool())
                 return
-            except (OSError, BrokenExecutor):
+            except (OSError, RuntimeError, BrokenExecutor):
                 self._parallel = False  # e.g. fork refused under a process limit: a thread will do
         from concurrent.futures import ThreadPoolExecutor
 
         self._use(ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-parse"))
         assert self._pool is not None
-        self._pool.submit(import_module, f"{__package__}.extract")
+        try:
+            self._pool.submit(import_module, f"{__package__}.extract")
+        except RuntimeError:  # not even a thread may start: bodies are parsed where they arrive
+            self._pool = _InPlace()
 
     def _process_pool(self) -> Executor:
         # Imported here, off the path to the first request.
@@ -199,6 +204,11 @@ class _Parsers:
             for _ in range(self._workers):
                 pool.submit(int)  # the first submit forks every worker
         except BaseException:
+            # Workers forked before the failure wait for work forever, and the interpreter would wait
+            # for them at exit: a run that never ends.
+            for process in (getattr(pool, "_processes", None) or {}).values():
+                process.kill()
+                process.join()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         return pool
@@ -212,11 +222,15 @@ class _Parsers:
         assert self._pool is not None
         try:
             return self._pool.submit(_extract, result)
-        except BrokenExecutor:  # a worker died: the rest of the run parses on a thread
+        except (BrokenExecutor, RuntimeError):  # a worker died: the rest of the run parses on a thread
             self._parallel, self._pool = False, None
             self.warm_up()
             assert self._pool is not None
-            return self._pool.submit(_extract, result)
+            try:
+                return self._pool.submit(_extract, result)
+            except RuntimeError:  # no thread either
+                self._pool = _InPlace()
+                return self._pool.submit(_extract, result)
 
     def __enter__(self) -> _Parsers:
         return self
@@ -224,6 +238,20 @@ class _Parsers:
     def __exit__(self, *exc: object) -> None:
         for pool in self._pools:
             pool.shutdown()
+
+
+class _InPlace(Executor):
+    """The last resort when no process or thread can be started: parse on the caller's thread."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        from concurrent.futures import Future
+
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 (handed to whoever reads the future, as a pool would)
+            future.set_exception(exc)
+        return future
 
 
 def _start_worker(parent: int) -> None:

@@ -351,3 +351,12 @@ def test_a_hosts_connections_close_when_its_feeds_are_done() -> None:
     # Both ends of each connection live in this process: 4 feeds at once make 8 sockets, plus server
     # ends still closing. Kept to the end, the 20 hosts' idle connections made over 80.
     assert max(seen) <= 24, (max(seen), seen)
+
+
+def test_a_redirect_to_an_impossible_port_fails_that_feed_alone(feed_server: FeedServer) -> None:
+    feed_server.routes["/good"] = Route(rss("Still fetched"))
+    feed_server.routes["/bad-port"] = Route(b"", status=302, headers={"Location": "http://127.0.0.1:70000/feed"})
+    good, bad = asyncio.run(fetch_feeds([Feed(feed_server.url("/good")), Feed(feed_server.url("/bad-port"))], {},
+                                        timeout=5))
+    assert good.status == 200 and good.body
+    assert bad.body is None and bad.error and "redirect to a URL that cannot be fetched" in bad.error

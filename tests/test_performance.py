@@ -269,3 +269,30 @@ def test_a_worker_keeps_standard_streams_that_are_sockets() -> None:
     finally:
         journal.close()
         stderr_end.close()
+
+
+def test_a_fork_refused_half_way_leaves_no_worker_behind(project: Path, feed_server: FeedServer, monkeypatch) -> None:
+    # The first worker started, the second could not: the first would wait for work forever, and the
+    # run with it (the interpreter waits for its children at exit).
+    import errno
+    import multiprocessing
+    import os
+
+    real_fork, calls = os.fork, []
+
+    def second_refused() -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", second_refused)
+    count = PARALLEL_PARSE_FROM + 2
+    for number in range(count):
+        feed_server.routes[f"/feed/{number}.xml"] = Route(_rss(number))
+    write_feeds(project, *({"url": feed_server.url(f"/feed/{n}.xml")} for n in range(count)))
+    settings = load_settings(project)
+    with Store(settings.store_path) as store:
+        report = update_feeds(settings, store, load_feeds(settings.sources_path), NOW)
+    assert [feed.status for feed in report.feeds] == ["new"] * count
+    assert multiprocessing.active_children() == []
