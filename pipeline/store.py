@@ -6,6 +6,7 @@ Every SQL statement of the project lives here. sqlite3 errors become StoreError.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -91,21 +92,43 @@ class Store:
                                  f"{SCHEMA_VERSION}); upgrade pipeline, or move the file aside to start afresh")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)  # tables added since the store was made
-            self._add_missing_columns()
             if version < SCHEMA_VERSION:
-                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._upgrade()
         except sqlite3.Error as exc:
             if isinstance(self.path, Path) and not self.path.parent.is_dir():
                 raise StoreError(f"{path}: its folder does not exist; check --root") from exc
-            raise StoreError(f"{path}: cannot open the item store ({exc}); move it aside to start afresh") from exc
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreError(f"{path}: in use by another process for too long; try again") from exc
+            raise StoreError(f"{path}: cannot open the item store ({exc}); if it is damaged, move it aside "
+                             "to start afresh") from exc
 
-    def _add_missing_columns(self) -> None:
-        # Stores made before a column existed gain it in place; nothing stored is lost.
-        for table, column, definition in ADDED_COLUMNS:
-            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
-            if column not in columns:
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    def _upgrade(self) -> None:
+        """Add the tables and columns this store lacks, as one transaction: two processes opening an
+        old store at once take turns, and the second finds nothing left to do."""
+        if self._up_to_date():
+            return  # nothing to write: a store the user may only read still opens
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._up_to_date():  # another process may have upgraded it meanwhile
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                for table, column, definition in ADDED_COLUMNS:
+                    if column not in self._columns(table):
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+
+    def _up_to_date(self) -> bool:
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return (set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA)) <= tables
+                and all(column in self._columns(table) for table, column, _ in ADDED_COLUMNS))
 
     def close(self) -> None:
         self.db.close()

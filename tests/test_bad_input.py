@@ -225,3 +225,18 @@ def test_a_store_from_a_newer_pipeline_is_refused_untouched(project: Path) -> No
     assert "written by a newer pipeline (store version 99" in result.output
     assert "Traceback" not in result.output
     assert path.read_bytes() == before
+
+
+def test_an_up_to_date_store_the_user_may_only_read_still_opens(project: Path) -> None:
+    import sqlite3
+
+    path = project / "pipeline.sqlite3"
+    with Store(path) as store:
+        store.db.execute("PRAGMA user_version = 0")  # as every store made before versions existed
+    with Store(path) as store:  # nothing to add, so nothing is written: not even the version
+        assert store.items() == []
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+    finally:
+        db.close()
