@@ -313,13 +313,15 @@ def _loopback_servers(count: int):
 def test_many_feeds_redirected_to_one_host_do_not_queue_past_their_deadline(feed_server: FeedServer) -> None:
     # Feed services put many publishers' feeds behind redirects to one host; reaching it must not
     # wait for the per-host limit meant for the hosts in feeds.toml.
-    feed_server.routes["/target"] = Route(rss("Served after a redirect"), delay=0.9)
+    # Answered in 1.6 s, inside the 2 s read timeout; queued two at a time, the last of 8 would need
+    # 6.4 s, past the 6 s a feed may take in all.
+    feed_server.routes["/target"] = Route(rss("Served after a redirect"), delay=1.6)
     origins = _loopback_servers(8)
     try:
         for origin in origins:
             origin.routes["/feed"] = Route(b"", status=302, headers={"Location": feed_server.url("/target")})
         feeds = [Feed(origin.url("/feed")) for origin in origins]
-        results = asyncio.run(fetch_feeds(feeds, {}, timeout=1.0, max_concurrency=16, per_host_concurrency=2))
+        results = asyncio.run(fetch_feeds(feeds, {}, timeout=2.0, max_concurrency=16, per_host_concurrency=2))
     finally:
         for origin in origins:
             origin.stop()
