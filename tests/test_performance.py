@@ -6,16 +6,24 @@ No timed assertions here: speed is measured by `make bench` (benchmarks/), not b
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import multiprocessing
+import os
+import signal
+import socket
 import subprocess
 import sys
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from conftest import REPO, FeedServer, Route, write_feeds
 from pipeline.build import build_drafts
 from pipeline.config import load_feeds, load_settings
-from pipeline.models import Item
+from pipeline.models import Feed, FetchResult, Guide, Item
+from pipeline.select import Candidates, relevance
 from pipeline.store import Store
-from pipeline.update import PARALLEL_PARSE_FROM, update_feeds
+from pipeline.update import PARALLEL_PARSE_FROM, _close_inherited_sockets, _parsed, update_feeds
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
 SLUGS = ["mobile-payments", "wechat-encryption"]
@@ -110,14 +118,27 @@ def _rss(number: int) -> bytes:
             "</channel></rss>").encode()
 
 
-def test_many_feeds_are_parsed_in_worker_processes_with_failures_reported(
-        project: Path, feed_server: FeedServer) -> None:
-    count = PARALLEL_PARSE_FROM + 2  # enough to take the parallel path
+def _serve_parallel_feeds(project: Path, feed_server: FeedServer, count: int = PARALLEL_PARSE_FROM + 2) -> int:
+    """`count` one-story feeds on the test server, listed in feeds.toml: enough to parse in workers."""
     for number in range(count):
         feed_server.routes[f"/feed/{number}.xml"] = Route(_rss(number))
+    write_feeds(project, *({"url": feed_server.url(f"/feed/{n}.xml")} for n in range(count)))
+    return count
+
+
+def _update(project: Path) -> tuple[list[str], int]:
+    """One real update of the project's feeds: each feed's status, and how many items are stored."""
+    settings = load_settings(project)
+    with Store(settings.store_path) as store:
+        report = update_feeds(settings, store, load_feeds(settings.sources_path), NOW)
+        return [feed.status for feed in report.feeds], len(store.items())
+
+
+def test_many_feeds_are_parsed_in_worker_processes_with_failures_reported(
+        project: Path, feed_server: FeedServer) -> None:
+    count = _serve_parallel_feeds(project, feed_server)
     feed_server.routes["/feed/0.xml"] = Route(b"<html><body>not a feed</body></html>",
                                               headers={"Content-Type": "text/html"})
-    write_feeds(project, *({"url": feed_server.url(f"/feed/{n}.xml")} for n in range(count)))
     settings = load_settings(project)
     with Store(settings.store_path) as store:
         report = update_feeds(settings, store, load_feeds(settings.sources_path), NOW)
@@ -132,10 +153,7 @@ def test_many_feeds_are_parsed_in_worker_processes_with_failures_reported(
 def test_parsing_in_workers_keeps_feedparser_out_of_the_main_process(project: Path, feed_server: FeedServer) -> None:
     # Results come back as records from pipeline.models: reading one must not import the parser
     # (it once did, stalling every result by the ~0.1 s feedparser and bs4 take to load).
-    count = PARALLEL_PARSE_FROM
-    for number in range(count):
-        feed_server.routes[f"/feed/{number}.xml"] = Route(_rss(number))
-    write_feeds(project, *({"url": feed_server.url(f"/feed/{n}.xml")} for n in range(count)))
+    count = _serve_parallel_feeds(project, feed_server, PARALLEL_PARSE_FROM)
     script = (
         "import datetime as dt, sys\n"
         "from pathlib import Path\n"
@@ -154,12 +172,6 @@ def test_parsing_in_workers_keeps_feedparser_out_of_the_main_process(project: Pa
 
 
 def test_a_body_whose_worker_died_is_parsed_in_the_main_process() -> None:
-    from concurrent.futures import Future
-    from concurrent.futures.process import BrokenProcessPool
-
-    from pipeline.models import Feed, FetchResult
-    from pipeline.update import _parsed
-
     died: Future = Future()
     died.set_exception(BrokenProcessPool("a worker was killed"))
     result = FetchResult(Feed(url="https://news.example.com/rss"), 200, body=_rss(3),
@@ -179,9 +191,6 @@ def test_benchmark_smoke_mode_prints_its_goal_lines(tmp_path: Path) -> None:
 
 
 def test_the_word_index_scores_exactly_as_relevance() -> None:
-    from pipeline.models import Guide
-    from pipeline.select import Candidates, relevance
-
     guide = Guide(slug="g", path=Path("g.md"), title="G", keywords=("wechat", "data protection", "Ünïcode!", "", "wechat"),
                   tags=("privacy", "china"))
     feed_tags = {"a": ("privacy",), "b": ("travel",), "c": ()}
@@ -202,12 +211,6 @@ def test_the_word_index_scores_exactly_as_relevance() -> None:
 def test_a_parser_worker_lets_go_of_the_connections_it_was_forked_with() -> None:
     # Else a connection the main process closes stays open (no FIN, no reset reaches the server)
     # for as long as the workers live.
-    import os
-    import signal
-    import socket
-
-    from pipeline.update import _close_inherited_sockets
-
     ours, server_side = socket.socketpair()
     child = os.fork()
     if child == 0:  # a stand-in worker: lets go of sockets, then lives on
@@ -228,31 +231,16 @@ def test_a_parser_worker_lets_go_of_the_connections_it_was_forked_with() -> None
 
 def test_parsing_carries_on_on_a_thread_when_fork_is_refused(project: Path, feed_server: FeedServer,
                                                              monkeypatch) -> None:
-    import errno
-    import os
-
     def refused() -> int:  # as under a systemd TasksMax or container pids limit
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
     monkeypatch.setattr(os, "fork", refused)
-    count = PARALLEL_PARSE_FROM + 2
-    for number in range(count):
-        feed_server.routes[f"/feed/{number}.xml"] = Route(_rss(number))
-    write_feeds(project, *({"url": feed_server.url(f"/feed/{n}.xml")} for n in range(count)))
-    settings = load_settings(project)
-    with Store(settings.store_path) as store:
-        report = update_feeds(settings, store, load_feeds(settings.sources_path), NOW)
-        assert [feed.status for feed in report.feeds] == ["new"] * count
-        assert len(store.items()) == count
+    count = _serve_parallel_feeds(project, feed_server)
+    assert _update(project) == (["new"] * count, count)
 
 
 def test_a_worker_keeps_standard_streams_that_are_sockets() -> None:
     # Under systemd, stderr is a socket to the journal: a worker's own error output must still reach it.
-    import os
-    import socket
-
-    from pipeline.update import _close_inherited_sockets
-
     journal, stderr_end = socket.socketpair()
     child = os.fork()
     if child == 0:
@@ -274,10 +262,6 @@ def test_a_worker_keeps_standard_streams_that_are_sockets() -> None:
 def test_a_fork_refused_half_way_leaves_no_worker_behind(project: Path, feed_server: FeedServer, monkeypatch) -> None:
     # The first worker started, the second could not: the first would wait for work forever, and the
     # run with it (the interpreter waits for its children at exit).
-    import errno
-    import multiprocessing
-    import os
-
     real_fork, calls = os.fork, []
 
     def second_refused() -> int:
@@ -287,12 +271,6 @@ def test_a_fork_refused_half_way_leaves_no_worker_behind(project: Path, feed_ser
         return real_fork()
 
     monkeypatch.setattr(os, "fork", second_refused)
-    count = PARALLEL_PARSE_FROM + 2
-    for number in range(count):
-        feed_server.routes[f"/feed/{number}.xml"] = Route(_rss(number))
-    write_feeds(project, *({"url": feed_server.url(f"/feed/{n}.xml")} for n in range(count)))
-    settings = load_settings(project)
-    with Store(settings.store_path) as store:
-        report = update_feeds(settings, store, load_feeds(settings.sources_path), NOW)
-    assert [feed.status for feed in report.feeds] == ["new"] * count
+    count = _serve_parallel_feeds(project, feed_server)
+    assert _update(project) == (["new"] * count, count)
     assert multiprocessing.active_children() == []
