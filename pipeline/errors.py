@@ -56,6 +56,19 @@ class HandEditedRegion(DraftError):
     """A managed region was edited by hand and is left alone (use --force to replace it)."""
 
 
+class UnreadableEntry(PipelineError):
+    """Text in the Further Reading list that cannot be read as an entry; `line` counts within the list."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        self.line = line
+        self.reason = reason
+        super().__init__(f"line {line}: {reason}")
+
+
+class ChoicesError(PipelineError):
+    """Front matter `further_reading_choices` cannot be read; the message says what to fix."""
+
+
 class FeedError(PipelineError):
     """One feed could not be fetched or parsed; carries the feed URL."""
 

@@ -149,3 +149,55 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.rule}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One Further Reading entry, keyed by its link: a story as the list shows it to readers."""
+
+    link: str  # the link target as written between the parentheses of "[Read Full Article](...)"
+    headline: str  # plain text, Markdown escapes taken off
+    source: str  # plain text
+    date: dt.date
+    line: int = field(default=0, compare=False)  # of its 🔸 line within the region text; 0 if not read
+
+
+@dataclass(frozen=True)
+class EntryFix:
+    """A reviewer's correction of one listed story; None leaves that field as the feed has it."""
+
+    headline: str | None = None
+    source: str | None = None
+    date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class ListChoices:
+    """What reviewers decided about a draft's Further Reading, as front matter
+    `further_reading_choices` carries it (README: "Editing Further Reading")."""
+
+    exclude: tuple[str, ...] = ()  # links deleted from the list: never listed in this draft again
+    pin: tuple[str, ...] = ()  # links added by hand: kept, first, until removed from the list
+    pin_any_age: tuple[str, ...] = ()  # pins kept on purpose: the age rule does not apply to them
+    fix: tuple[tuple[str, EntryFix], ...] = ()  # (link, correction), kept while that story is listed
+
+    @property
+    def pinned(self) -> tuple[str, ...]:
+        """Every pinned link, once, in the order the choices name them."""
+        return tuple(dict.fromkeys((*self.pin, *self.pin_any_age)))
+
+    def fix_for(self, link: str) -> EntryFix | None:
+        return next((fix for key, fix in self.fix if key == link), None)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.exclude or self.pin or self.pin_any_age or self.fix)
+
+
+@dataclass(frozen=True)
+class ListArrangement:
+    """The Further Reading list to write, and the reviewer choices to write beside it."""
+
+    entries: tuple[ListEntry, ...]  # pins first, then stories; reviewer fixes applied
+    choices: ListChoices  # fixes of stories no longer listed dropped
+    unresolved_pins: tuple[str, ...] = ()  # pinned links found neither in the list nor among the stories

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import jinja2
 
 from . import __version__
+from .links import SAFE_SCHEMES, link_target
 from .errors import TemplateError
 from .models import Draft, Guide, Item
 
@@ -37,7 +38,6 @@ _LINE_START_MARK = re.compile(r"^([-+=])")
 _LINE_START_NUMBER = re.compile(r"^(\d+)([.)])")
 # Hugo (goldmark) and GitHub turn bare URLs, "www." names and e-mail addresses into links.
 _AUTOLINK = re.compile(r"(?<=\w)(:)(?=//)|(?<=\bwww)(\.)|(@)(?=\w)", re.IGNORECASE)
-SAFE_SCHEMES = ("http", "https")
 
 
 class Trusted(str):
@@ -71,7 +71,7 @@ def markdown_url(url: str) -> str:
     scheme = urlsplit(url.strip()).scheme.lower()
     if scheme not in SAFE_SCHEMES:
         raise jinja2.TemplateRuntimeError(f"refusing to link to a non-http(s) URL: {url[:80]!r}")
-    return quote(url.strip(), safe=":/?#&=%+,;@!$'*~.-_")
+    return link_target(url)
 
 
 def _finalize(value: Any) -> str:

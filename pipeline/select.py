@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from .links import link_target
 from .models import Guide, Item
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -142,8 +143,10 @@ class Candidates:
             for story in sorted(by_score[score], key=self._rank.__getitem__):
                 yield self._stories[story]
 
-    def select(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> list[Item]:
-        """select_further_reading() for one guide of this window."""
+    def select(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]],
+               exclude: Collection[str] = ()) -> list[Item]:
+        """select_further_reading() for one guide of this window; stories linked from `exclude` (a
+        reviewer deleted them from this draft's list; written as links.link_target writes them) are passed over, so the next best takes the slot."""
         count = guide.further_reading_count
         if count <= 0:
             return []
@@ -152,6 +155,8 @@ class Candidates:
         chosen: list[Item] = []
         publishers: set[str] = set()
         for item in self._ranked(self.scores(guide, feed_tags)):
+            if exclude and link_target(item.url) in exclude:
+                continue
             key = headline_key(item.headline)
             if key in seen_headlines:
                 continue
