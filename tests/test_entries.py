@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
+from conftest import FIXTURE
 from pipeline.drafts import dump_yaml
 from pipeline.entries import (
     arrange,
@@ -41,7 +41,7 @@ PUBLISHERS = ("Pay News", "Privacy Wire", "Daily Bund")
 
 @pytest.fixture(scope="module")
 def env() -> jinja2.Environment:
-    return make_environment(REPO / "templates")
+    return make_environment(FIXTURE / "templates")
 
 
 def story(number: int, day: dt.date = TODAY) -> Item:
