@@ -27,14 +27,16 @@ from .drafts import (
     split_draft,
     write_atomic,
 )
-from .errors import DraftError, GuideError, PipelineError
+from .entries import CHOICES_KEY, arrange, entry_items, read_choices, read_list, story_entries, write_choices
+from .errors import ChoicesError, DraftError, GuideError, PipelineError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
-from .models import Draft, Feed, Guide, Item
+from .models import Draft, Feed, Guide, Item, ListChoices
 from .policy import (
     STATUSES,
     after_change,
     decide_regions,
+    entry_list_region,
     generated_keys,
     merge_body,
     merge_front_matter,
@@ -90,6 +92,7 @@ def generate(
     env: object,
     context_drafter: ContextDrafter | None = None,
     chosen: Sequence[Item] | None = None,
+    front_extra: dict[str, object] | None = None,
 ) -> Generation:
     if chosen is None:  # build_drafts selects first, to fingerprint the selection
         chosen = select_further_reading(items, guide, now, {feed.url: feed.tags for feed in feeds})
@@ -102,6 +105,7 @@ def generate(
     from .render import render_draft  # Jinja2 loads only when a draft is rendered
 
     draft = render_draft(env, guide, chosen, settings.output_dir, now, context_paragraph=context)  # type: ignore[arg-type]
+    draft.front_matter.update(front_extra or {})
     if extra:
         draft.front_matter.update(extra)
     return Generation(draft=draft, skeleton=blank_regions(draft.body))
@@ -150,7 +154,8 @@ def build_drafts(
     # One guide at a time, so memory stays flat however many guides there are. Items are read once
     # per age window and selections are shared by guides that differ only in slug and path.
     windows: dict[int, Candidates] = {}
-    selections: dict[bytes, list[Item]] = {}  # keyed by a digest, so no guide text is kept
+    # Keyed by a digest (so no guide text is kept) and the links the draft's reviewers excluded.
+    selections: dict[tuple[bytes, frozenset[str]], list[Item]] = {}
     for guide_path in paths:
         slug = guide_path.stem
         path = settings.output_dir / f"{slug}.md"
@@ -160,12 +165,16 @@ def build_drafts(
             if guide.max_age_days not in windows:
                 since = now.date() - dt.timedelta(days=guide.max_age_days)
                 windows[guide.max_age_days] = Candidates(store.items(since=since), now, guide.max_age_days)
+            window = windows[guide.max_age_days]
+            draft_bytes = read_bytes(path)
+            remembered = _remembered_choices(path, draft_bytes)
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
-            if twin not in selections:
-                selections[twin] = windows[guide.max_age_days].select(guide, feed_tags)
-            chosen = selections[twin]
-            digest = inputs.draft(guide_path, chosen, read_bytes(path), guide_bytes)
+            passed_over = _passed_over(remembered)
+            if (twin, passed_over) not in selections:
+                selections[twin, passed_over] = window.select(guide, feed_tags, exclude=passed_over)
+            chosen = selections[twin, passed_over]
+            digest = inputs.draft(guide_path, chosen, draft_bytes, guide_bytes)
             if not force and fingerprints.get(slug) == digest:
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
@@ -173,15 +182,19 @@ def build_drafts(
                 from .render import make_environment
 
                 env = make_environment(settings.templates_dir)
-            generation = generate(settings, guide, (), feeds, now, env, context_drafter, chosen=chosen)
             existing = read_draft(path)
             if regions_only and existing is None:
                 continue  # refresh only maintains drafts that `build` created
-            report = _update(store, slug, path, generation, existing, now, force=force,
+            last = LastWritten.from_records(store.generated(slug))
+            listing = plan_list(env, existing, last, remembered, window, guide, feed_tags, chosen)
+            generation = generate(settings, guide, (), feeds, now, env, context_drafter, chosen=listing.items,
+                                  front_extra=listing.front_matter)
+            report = _update(store, slug, path, generation, existing, last, listing, now, force=force,
                              regions_only=regions_only)
-            # Only a clean outcome may be skipped next time: notes must keep reaching a person.
+            # Only a clean outcome may be skipped next time: notes must keep reaching a person. The
+            # selection fingerprinted is the one the next run makes from the choices written now.
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
-            store.save_fingerprint(slug, inputs.draft(guide_path, chosen, read_bytes(path), guide_bytes)
+            store.save_fingerprint(slug, inputs.draft(guide_path, listing.selection, read_bytes(path), guide_bytes)
                                    if clean else None)
         except PipelineError as exc:
             report = DraftReport(slug, path, "error", (exc.message,))
@@ -203,6 +216,76 @@ class LastWritten:
                    if part.startswith("region:")}
         front = json.loads(records["front_matter"]) if "front_matter" in records else None
         return cls(regions, records.get("skeleton"), front)
+
+
+# -- the Further Reading list, entry by entry ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListPlan:
+    """This run's Further Reading for one draft, laid out from its reviewers' choices."""
+
+    items: list[Item]  # the list to write, as the templates render it (fixes applied, pins first)
+    selection: list[Item]  # the stories chosen past this draft's exclusions and pins
+    front_matter: dict[str, object]  # {further_reading_choices: ...} to write, or nothing
+    unreadable: tuple[int, str] | None = None  # (file line, why): the list on disk is not all entries
+    notes: tuple[str, ...] = ()
+
+
+def _passed_over(choices: ListChoices) -> frozenset[str]:
+    """Links the selection skips: excluded by a reviewer, or pinned (a pin is listed first anyway)."""
+    return frozenset((*choices.exclude, *choices.pinned))
+
+
+def _remembered_choices(path: Path, draft_bytes: bytes | None) -> ListChoices:
+    """Front matter further_reading_choices, read before selecting (most drafts have none: no parse)."""
+    if draft_bytes is None or CHOICES_KEY.encode() not in draft_bytes:
+        return ListChoices()
+    return _choices_of(read_draft(path))
+
+
+def _choices_of(existing: DraftFile | None) -> ListChoices:
+    if existing is None:
+        return ListChoices()
+    try:
+        return read_choices(existing.front_matter.get(CHOICES_KEY))
+    except ChoicesError as exc:
+        at = existing.front_matter_text.split("\n")
+        line = next((n + 2 for n, text in enumerate(at) if text.startswith(f"{CHOICES_KEY}:")), None)
+        raise DraftError(existing.path, f"front matter {CHOICES_KEY}: {exc.message}; fix it by hand (see "
+                                        "README, Editing Further Reading); draft left untouched", line) from exc
+
+
+def plan_list(env: object, existing: DraftFile | None, last: LastWritten, remembered: ListChoices,
+              window: Candidates, guide: Guide, feed_tags: dict[str, tuple[str, ...]],
+              chosen: list[Item]) -> ListPlan:
+    """Read the list on disk against the last write, then lay out the next one (entries.arrange)."""
+    from .render import render_further_reading
+
+    on_disk = existing.regions.get("further-reading") if existing is not None else None
+    reading = read_list(on_disk, last.regions.get("further-reading"), remembered,
+                        render_further_reading(env, []))  # type: ignore[arg-type]
+    passed_over = _passed_over(reading.choices)
+    if passed_over != _passed_over(remembered):  # the reviewer deleted or added an entry just now
+        chosen = window.select(guide, feed_tags, exclude=passed_over)
+    laid_out = arrange(reading.choices, reading.current, story_entries(chosen), guide.further_reading_count)
+    written = write_choices(laid_out.choices)
+    had_key = existing is not None and CHOICES_KEY in existing.front_matter
+    unreadable = None
+    if reading.unreadable is not None and existing is not None and on_disk is not None:
+        line, why = reading.unreadable
+        unreadable = (_list_file_line(existing) + line, why)
+    path = existing.path if existing is not None else Path(guide.slug)
+    notes = tuple(f"{path}: {CHOICES_KEY} pins {link}, which is neither in the list nor among the stories; "
+                  "add its entry to the list, or remove the pin" for link in laid_out.unresolved_pins)
+    return ListPlan(entry_items(laid_out.entries, chosen), chosen,
+                    {CHOICES_KEY: written} if written or had_key else {}, unreadable, notes)
+
+
+def _list_file_line(existing: DraftFile) -> int:
+    """The file line of the further-reading begin marker (the list's line 1 is the next one)."""
+    at = existing.text.find("<!-- pipeline:begin further-reading -->")
+    return existing.text.count("\n", 0, at) + 1
 
 
 def _remember(store: Store, slug: str, regions: dict[str, str], skeleton: str | None,
@@ -232,6 +315,8 @@ def _update(
     path: Path,
     generation: Generation,
     existing: DraftFile | None,
+    last: LastWritten,
+    listing: ListPlan,
     now: dt.datetime,
     *,
     force: bool,
@@ -248,14 +333,17 @@ def _update(
     if status == "approved" and not regions_only and not force:
         return DraftReport(slug, path, "kept", (*notes, f"{path}: approved; body left alone (use --force to regenerate)"))
 
-    draft, last = generation.draft, LastWritten.from_records(store.generated(slug))
-    plan = decide_regions(path, draft.regions, existing.regions, last.regions, force=force)
+    draft = generation.draft
+    plan = decide_regions(path, draft.regions, existing.regions, last.regions, force=force,
+                          strategies={"further-reading": entry_list_region(listing.unreadable)})
     body = merge_body(path, existing.body, last.skeleton, generation.skeleton, plan, regions_only=regions_only)
     if body.body is None:
         return DraftReport(slug, path, "conflict", body.notes)
     front = merge_front_matter(path, existing, draft.front_matter, last.front_matter, plan.kept_keys,
                                regions_only=regions_only, force=force)
     notes += [*plan.notes, *body.notes, *front.notes]
+    if "further-reading" not in plan.kept:
+        notes += listing.notes
 
     outcome = "unchanged"
     if front.text != existing.front_matter_text or body.body != existing.body:

@@ -15,7 +15,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .drafts import find_regions, marker_problems, split_draft
-from .errors import DraftError
+from .entries import CHOICES_KEY, read_choices
+from .errors import ChoicesError, DraftError
+from .links import link_target
 from .models import Problem
 from .render import make_environment, render_further_reading, render_template
 from .select import headline_key
@@ -409,11 +411,20 @@ class _Checker:
         yield from self.check_duplicates()
         yield from self.check_agreement(self.entries, first)
 
+    def pinned_any_age(self) -> frozenset[str]:
+        """Links a reviewer pinned on purpose (further_reading_choices.pin_any_age): no age limit."""
+        try:
+            choices = read_choices((self.front_matter or {}).get(CHOICES_KEY))
+        except ChoicesError:
+            return frozenset()  # the pipeline reports an unreadable key; here it exempts nothing
+        return frozenset(choices.pin_any_age)
+
     def check_age(self) -> Iterator[Problem]:
         days = self.max_age_days()
         oldest = self.today - dt.timedelta(days=days)
+        exempt = self.pinned_any_age()
         for entry in self.entries:
-            if entry.date is None:
+            if entry.date is None or (entry.url and link_target(entry.url) in exempt):
                 continue
             if entry.date < oldest:
                 yield Problem(self.path, entry.line + 1, RULE_AGE,
@@ -442,7 +453,7 @@ class _Checker:
         if self.front_matter is None or not isinstance(self.front_matter.get("further_reading"), list):
             return  # `front-matter` reports a missing or broken list
         listed = self.fm_further_reading()
-        fix = "edit both the list and front matter further_reading, or run `pipeline refresh --force`"
+        fix = "run `pipeline refresh`: it writes front matter further_reading from the list"
         unmatched = list(range(len(listed)))
         for entry in entries:
             twin = next((i for i in unmatched if entry.url

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from .errors import ChoicesError, UnreadableEntry
 from .links import is_web_link, link_target
-from .models import EntryFix, Item, ListArrangement, ListChoices, ListEntry
+from .models import EntryFix, Item, ListArrangement, ListChoices, ListEntry, ListReading
 from .select import headline_key
 
 CHOICES_KEY = "further_reading_choices"
@@ -81,9 +81,12 @@ def _read_entry(block: list[tuple[int, str]]) -> ListEntry:
     head = _HEADLINE.match(block[0][1])
     if head is None:
         raise UnreadableEntry(first, f"an entry starts with `🔸 {{headline}}` ({ENTRY_FORM})")
-    if len(block) != 3:
-        raise UnreadableEntry(first, f"an entry is three lines ({ENTRY_FORM}), this one has {len(block)}; "
-                                     "separate entries by one blank line")
+    if len(block) > 3:
+        _read_entry(block[:3])  # the first three lines may be a whole entry: then the fourth is the stray one
+        raise UnreadableEntry(block[3][0], f"not part of the entry above it: an entry is three lines "
+                                           f"({ENTRY_FORM}), and entries are separated by one blank line")
+    if len(block) < 3:
+        raise UnreadableEntry(first, f"an entry is three lines ({ENTRY_FORM}), this one has {len(block)}")
     (_, _), (second, source_line), (third, link_line) = block
     source = _SOURCE.match(source_line)
     if source is None:
@@ -99,6 +102,24 @@ def _read_entry(block: list[tuple[int, str]]) -> ListEntry:
         raise UnreadableEntry(third, f"link {link.group(1)!r} is not http(s); use an absolute https:// URL")
     headline, publisher = plain_text(head.group(1)), plain_text(source.group(1))
     return ListEntry(link_target(link.group(1)), headline, publisher, date, line=first)
+
+
+def read_list(on_disk: str | None, last: str | None, remembered: ListChoices, empty_text: str) -> ListReading:
+    """What the list on disk says, against what the pipeline last wrote there (None: no record).
+
+    Choices are derived only when both can be read; otherwise the remembered ones stand as they are.
+    """
+    try:
+        current = parse_entries(on_disk, empty_text) if on_disk is not None else ()
+    except UnreadableEntry as exc:
+        return ListReading((), remembered, unreadable=(exc.line, exc.reason))
+    try:
+        written = parse_entries(last, empty_text) if last is not None else None
+    except UnreadableEntry:
+        written = None  # written by another version of the templates: as good as no record
+    if written is None:
+        return ListReading(current, remembered, recorded=False)
+    return ListReading(current, derive_choices(written, current, remembered))
 
 
 def story_entries(items: Iterable[Item]) -> list[ListEntry]:
@@ -181,8 +202,9 @@ def arrange(
     staying_set = set(staying)
     arriving = [story.link for story in chosen if story.link not in staying_set]
     stories_listed = [offered[link] for link in _merge_by_rank(staying, arriving, rank)]
-    shown = {entry.link for entry in stories_listed}
-    kept_fixes = tuple((link, fix) for link, fix in choices.fix if link in shown)
+    as_fed = {story.link: story for story in stories if story.link in rank}
+    kept_fixes = tuple((link, needed) for link, fix in choices.fix
+                       if link in as_fed and (needed := _needed(fix, as_fed[link])) is not None)
     return ListArrangement(
         entries=tuple(entry if entry.line == 0 else replace(entry, line=0) for entry in (*pins, *stories_listed)),
         choices=replace(choices, fix=kept_fixes),
@@ -194,6 +216,13 @@ def _fixed(story: ListEntry, fix: EntryFix | None) -> ListEntry:
     if fix is None:
         return story
     return replace(story, **{name: getattr(fix, name) for name in FIX_FIELDS if getattr(fix, name) is not None})
+
+
+def _needed(fix: EntryFix, story: ListEntry) -> EntryFix | None:
+    """The part of a fix that still differs from the story as the feed has it (None: nothing)."""
+    differs = {name: value for name in FIX_FIELDS
+               if (value := getattr(fix, name)) is not None and value != getattr(story, name)}
+    return EntryFix(**differs) if differs else None
 
 
 def _merge_by_rank(staying: list[str], arriving: list[str], rank: Mapping[str, int]) -> list[str]:

@@ -201,3 +201,13 @@ class ListArrangement:
     entries: tuple[ListEntry, ...]  # pins first, then stories; reviewer fixes applied
     choices: ListChoices  # fixes of stories no longer listed dropped
     unresolved_pins: tuple[str, ...] = ()  # pinned links found neither in the list nor among the stories
+
+
+@dataclass(frozen=True)
+class ListReading:
+    """A draft's Further Reading list as read from disk, with the choices it adds up to."""
+
+    current: tuple[ListEntry, ...]  # the entries on disk, in their order (none when unreadable)
+    choices: ListChoices  # remembered choices plus what the reviewer did since the last write
+    recorded: bool = True  # False: no record of what the pipeline last wrote, so nothing was derived
+    unreadable: tuple[int, str] | None = None  # (line within the list, why) of the first line not an entry

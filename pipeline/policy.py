@@ -21,15 +21,19 @@ from typing import Literal
 import merge3
 
 from .drafts import DraftFile, blank_regions, fill_regions, find_regions, set_front_matter_key
+from .entries import CHOICES_KEY
 
 Status = Literal["draft", "in-review", "approved"]
 STATUSES: tuple[Status, ...] = ("draft", "in-review", "approved")
 
 # Front matter keys the pipeline keeps up to date, unless a reviewer changed them.
 GENERATED_KEYS = ("title", "description", "audience", "tags", "keywords", "guide", "max_age_days",
-                  "further_reading", "generator", "ai")
+                  "further_reading", CHOICES_KEY, "generator", "ai")
 # Front matter keys written from a region: they stay with the region when it is left alone.
-REGION_KEYS = {"further-reading": ("further_reading",), "context": ("ai",)}
+REGION_KEYS = {"further-reading": ("further_reading", CHOICES_KEY), "context": ("ai",)}
+# Keys derived from what the list says (its entries, and the reviewer's choices read from it): a
+# reviewer edits the list, never a second copy, so these always follow the list as written.
+_DERIVED_KEYS = frozenset(("further_reading", CHOICES_KEY))
 _FOLLOWING_KEYS = frozenset(key for keys in REGION_KEYS.values() for key in keys)
 # A region whose text is written from another one: the context paragraph cites the Further Reading list,
 # so when a reviewer's list is kept, the context that matches it is kept too.
@@ -53,6 +57,7 @@ class RegionOutcome:
     kept: bool  # the reviewer's text was left alone (so are the front matter keys written from it)
     remember: str | None  # recorded as last written; None keeps the previous record
     note: str | None = None  # said after "PATH: region 'NAME'", e.g. " was edited by hand; ..."
+    line: int | None = None  # the file line the note is about: "PATH:LINE: region 'NAME'..."
 
 
 # (last written there or None, on disk, newly generated) -> outcome. A region may get its own strategy
@@ -69,6 +74,28 @@ def whole_region(last: str | None, on_disk: str, new: str) -> RegionOutcome:
         return RegionOutcome(on_disk, kept=True, remember=None, note=(
             f": no record of what the pipeline last wrote there (new store?); left alone {FORCE_HINT}"))
     return RegionOutcome(on_disk, kept=True, remember=None, note=f" was edited by hand; left alone {FORCE_HINT}")
+
+
+def entry_list_region(unreadable: tuple[int, str] | None) -> RegionStrategy:
+    """The Further Reading list, merged entry by entry (README: "Editing Further Reading").
+
+    The new list was laid out from the reviewer's choices read off the list on disk, so it replaces
+    that list; only a list with a line that is not an entry (`unreadable`: file line, why) is left
+    alone, and without a record of the last write a list is taken or left whole like any region.
+    """
+    def strategy(last: str | None, on_disk: str, new: str) -> RegionOutcome:
+        if on_disk == new:
+            return RegionOutcome(new, kept=False, remember=new)
+        if unreadable is not None:
+            line, why = unreadable
+            return RegionOutcome(on_disk, kept=True, remember=None, line=line, note=(
+                f" was edited by hand and this line is not a list entry ({why}); left alone (fix the line, "
+                "or use --force to replace the list)"))
+        if last is None:
+            return whole_region(last, on_disk, new)
+        return RegionOutcome(new, kept=False, remember=new)
+
+    return strategy
 
 
 def _forced(last: str | None, on_disk: str, new: str) -> RegionOutcome:
@@ -121,7 +148,8 @@ def decide_regions(
         outcome = strategy(last.get(name), on_disk[name], new[name])
         outcomes[name] = outcome
         if outcome.note:
-            notes.append(f"{path}: region {name!r}{outcome.note}")
+            where = f"{path}:{outcome.line}" if outcome.line else f"{path}"
+            notes.append(f"{where}: region {name!r}{outcome.note}")
         if outcome.kept:
             kept.add(name)
         else:
@@ -222,7 +250,7 @@ def merge_front_matter(
 def _key_decision(key: str, current: Mapping[str, object], new: object, last: Mapping[str, object] | None,
                   *, force: bool) -> Literal["ours", "theirs", "unknown"]:
     """Whose value one generated key keeps: ours (the generation), theirs (the reviewer's) or unknown."""
-    if force and key in _FOLLOWING_KEYS:
+    if key in _DERIVED_KEYS or (force and key in _FOLLOWING_KEYS):
         return "ours"
     in_file = key in current
     deletable = key not in _FOLLOWING_KEYS

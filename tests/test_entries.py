@@ -77,7 +77,7 @@ def test_the_no_news_sentence_and_an_empty_list_have_no_entries(env: jinja2.Envi
     ("🔸 A  \n🗞️ Source: P – 📅 2025-03-01  \n🔗 [Read Full Article](https://a.example/1)\n\nA note of mine.",
      5, "an entry starts with `🔸 {headline}`"),
     ("🔸 A  \n🗞️ Source: P – 📅 2025-03-01  \n🔗 [Read Full Article](https://a.example/1)\nmore",
-     1, "an entry is three lines"),
+     4, "not part of the entry above it"),
     ("🔸 A  \nSource: P, 2025-03-01\n🔗 [Read Full Article](https://a.example/1)", 2, "the second line of an entry"),
     ("🔸 A  \n🗞️ Source: P – 📅 2025-02-30  \n🔗 [Read Full Article](https://a.example/1)", 2,
      "'2025-02-30' is not a date written YYYY-MM-DD"),

@@ -38,44 +38,73 @@ def change_guide(root: Path, old: str, new: str) -> None:
 # -- a hand edit inside a managed region -------------------------------------------------------
 
 
-def test_hand_edit_inside_further_reading_survives_refresh_and_build(built: Path, feed_server: FeedServer) -> None:
+def test_a_headline_fixed_inside_further_reading_survives_refresh_and_build(
+    built: Path, feed_server: FeedServer
+) -> None:
     path = draft_path(built)
     edit(path, f"🔸 {HEADLINE}", f"🔸 {FIXED_HEADLINE}")
+    gain_story(feed_server, NEW_STORY)
+
+    refreshed = run(built, "refresh")
+    assert (refreshed.exit_code, refreshed.stdout, refreshed.stderr) == (0, "", "")
+    # The news arrives around the fix; the context paragraph and front matter cite the list as it is.
+    draft = read_draft(path)
+    assert draft is not None
+    assert f"🔸 {FIXED_HEADLINE}" in draft.regions["further-reading"]
+    assert f"🔸 {NEW_STORY.headline}" in draft.regions["further-reading"]
+    assert FIXED_HEADLINE in draft.regions["context"] and HEADLINE not in draft.regions["context"]
+    assert FIXED_HEADLINE in [e["headline"] for e in draft.front_matter["further_reading"]]
+
+    rebuilt = run(built, "build", "--offline")
+    assert (rebuilt.exit_code, rebuilt.stderr) == (0, "")
+    assert f"🔸 {FIXED_HEADLINE}" in path.read_text(encoding="utf-8")
+
+
+STRAY = "Dana: check these before release."
+
+
+def test_a_line_that_is_not_an_entry_keeps_the_list_and_its_context(built: Path, feed_server: FeedServer) -> None:
+    path = draft_path(built)
+    edit(path, "<!-- pipeline:end further-reading -->", f"\n{STRAY}\n<!-- pipeline:end further-reading -->")
     edited = path.read_text(encoding="utf-8")
+    line = edited.split("\n").index(STRAY) + 1
     gain_story(feed_server, NEW_STORY)
 
     refreshed = run(built, "refresh")
     assert refreshed.exit_code == 0
     # The list is the reviewer's, and so is the context paragraph that cites it.
     assert path.read_text(encoding="utf-8") == edited
-    assert f"{path}: region 'further-reading' was edited by hand; left alone" in refreshed.stderr
+    assert f"{path}:{line}: region 'further-reading' was edited by hand and this line is not a list entry" \
+        in refreshed.stderr
     assert f"{path}: region 'context' cites region 'further-reading', which was left alone" in refreshed.stderr
     assert refreshed.stdout == ""
 
     rebuilt = run(built, "build", "--offline")
     assert rebuilt.exit_code == 0
-    assert FIXED_HEADLINE in path.read_text(encoding="utf-8")
-    assert f"{path}: region 'further-reading' was edited by hand" in rebuilt.stderr
-
+    assert STRAY in path.read_text(encoding="utf-8")
+    assert f"{path}:{line}: region 'further-reading' was edited by hand" in rebuilt.stderr
     # The front matter list follows the region, so it is not updated behind the reviewer's back either.
     draft = read_draft(path)
     assert draft is not None
     assert NEW_STORY.headline not in [e["headline"] for e in draft.front_matter["further_reading"]]
 
 
-def test_force_replaces_a_hand_edited_region(built: Path, feed_server: FeedServer) -> None:
+def test_force_replaces_a_list_it_cannot_read_but_keeps_the_choices(built: Path, feed_server: FeedServer) -> None:
     path = draft_path(built)
     edit(path, f"🔸 {HEADLINE}", f"🔸 {FIXED_HEADLINE}")
+    assert run(built, "refresh").stderr == ""  # the fix is remembered in front matter
+    edit(path, "<!-- pipeline:end further-reading -->", f"\n{STRAY}\n<!-- pipeline:end further-reading -->")
     gain_story(feed_server, NEW_STORY)
-    assert run(built, "refresh").exit_code == 0
+    assert "was edited by hand" in run(built, "refresh").stderr
 
     forced = run(built, "refresh", "--force")
 
     assert forced.exit_code == 0, forced.stderr
     draft = read_draft(path)
     assert draft is not None
-    assert FIXED_HEADLINE not in draft.text
+    assert STRAY not in draft.text
     assert f"🔸 {NEW_STORY.headline}" in draft.regions["further-reading"]
+    assert f"🔸 {FIXED_HEADLINE}" in draft.regions["further-reading"]
     assert draft.front_matter["further_reading"][0]["headline"] == NEW_STORY.headline
     # Once replaced, the region is the pipeline's again: later refreshes say nothing.
     assert run(built, "refresh").stderr == ""
@@ -84,7 +113,7 @@ def test_force_replaces_a_hand_edited_region(built: Path, feed_server: FeedServe
 def test_undoing_a_hand_edit_hands_the_region_back(built: Path, feed_server: FeedServer) -> None:
     path = draft_path(built)
     original = path.read_text(encoding="utf-8")
-    edit(path, f"🔸 {HEADLINE}", f"🔸 {FIXED_HEADLINE}")
+    edit(path, "<!-- pipeline:end further-reading -->", f"\n{STRAY}\n<!-- pipeline:end further-reading -->")
     assert "edited by hand" in run(built, "refresh").stderr
     path.write_text(original, encoding="utf-8")  # the reviewer changes their mind
     gain_story(feed_server, NEW_STORY)
@@ -94,6 +123,7 @@ def test_undoing_a_hand_edit_hands_the_region_back(built: Path, feed_server: Fee
     assert result.exit_code == 0
     assert result.stderr == ""
     assert NEW_STORY.headline in path.read_text(encoding="utf-8")
+    assert "further_reading_choices" not in path.read_text(encoding="utf-8")
 
 
 def test_hand_edit_in_context_keeps_context_but_further_reading_moves_on(

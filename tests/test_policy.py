@@ -56,7 +56,7 @@ def test_the_context_follows_a_kept_further_reading_list() -> None:
     plan = decide_regions(PATH, NEW, {"context": "old context", "further-reading": "my list"}, LAST)
     assert plan.kept == {"further-reading", "context"}
     assert plan.write == {}
-    assert plan.kept_keys == {"further_reading", "ai"}
+    assert plan.kept_keys == {"further_reading", "further_reading_choices", "ai"}
     assert [n.split(": ", 1)[1][:40] for n in plan.notes] == [
         "region 'further-reading' was edited by h", "region 'context' cites region 'further-r"]
 
