@@ -147,6 +147,7 @@ def build_drafts(
     remove_stale_temp_files(settings.output_dir)
     paths, reports = _wanted_guide_paths(settings, only)
     env: object | None = None  # made at the first draft that needs rendering: none when all are skipped
+    empty_list = ""  # the Further Reading the templates write when no story matched, rendered with env
     feed_tags = {feed.url: feed.tags for feed in feeds}
     inputs = BuildInputs.collect(settings.templates_dir, settings.output_dir, settings.model,
                                  "refresh" if regions_only else "build")
@@ -179,14 +180,15 @@ def build_drafts(
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
             if env is None:
-                from .render import make_environment
+                from .render import make_environment, render_further_reading
 
                 env = make_environment(settings.templates_dir)
+                empty_list = render_further_reading(env, [])
             existing = read_draft(path)
             if regions_only and existing is None:
                 continue  # refresh only maintains drafts that `build` created
             last = LastWritten.from_records(store.generated(slug))
-            listing = plan_list(env, existing, last, remembered, window, guide, feed_tags, chosen)
+            listing = plan_list(empty_list, existing, last, remembered, window, guide, feed_tags, chosen)
             generation = generate(settings, guide, (), feeds, now, env, context_drafter, chosen=listing.items,
                                   front_extra=listing.front_matter)
             report = _update(store, slug, path, generation, existing, last, listing, now, force=force,
@@ -256,15 +258,15 @@ def _choices_of(existing: DraftFile | None) -> ListChoices:
                                         "README, Editing Further Reading); draft left untouched", line) from exc
 
 
-def plan_list(env: object, existing: DraftFile | None, last: LastWritten, remembered: ListChoices,
+def plan_list(empty_list: str, existing: DraftFile | None, last: LastWritten, remembered: ListChoices,
               window: Candidates, guide: Guide, feed_tags: dict[str, tuple[str, ...]],
               chosen: list[Item]) -> ListPlan:
-    """Read the list on disk against the last write, then lay out the next one (entries.arrange)."""
-    from .render import render_further_reading
+    """Read the list on disk against the last write, then lay out the next one (entries.arrange).
 
+    `empty_list` is what the templates write when no story matched: a list without entries.
+    """
     on_disk = existing.regions.get("further-reading") if existing is not None else None
-    reading = read_list(on_disk, last.regions.get("further-reading"), remembered,
-                        render_further_reading(env, []))  # type: ignore[arg-type]
+    reading = read_list(on_disk, last.regions.get("further-reading"), remembered, empty_list)
     passed_over = _passed_over(reading.choices)
     if passed_over != _passed_over(remembered):  # the reviewer deleted or added an entry just now
         chosen = window.select(guide, feed_tags, exclude=passed_over)

@@ -17,15 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURE
-from pipeline.drafts import dump_yaml
+from pipeline.build import LastWritten, plan_list
+from pipeline.drafts import compose_draft_text, dump_yaml, split_draft
 from pipeline.entries import (
+    CHOICES_KEY,
     arrange,
     derive_choices,
     entry_items,
     parse_entries,
     plain_text,
     read_choices,
-    story_entries,
     write_choices,
 )
 from pipeline.errors import ChoicesError, UnreadableEntry
@@ -155,6 +156,19 @@ def test_a_fix_is_forgotten_once_its_story_leaves_the_list() -> None:
     assert result.choices.fix == ()
 
 
+def test_a_pin_typed_into_front_matter_lists_its_story_or_is_reported() -> None:
+    choices = ListChoices(pin=(entry(4).link, "https://blog.example.org/nowhere"))
+    result = arrange(choices, [entry(1)], [entry(n) for n in (1, 2, 4)], 2)
+    assert [e.link for e in result.entries] == [entry(4).link, entry(1).link]
+    assert result.unresolved_pins == ("https://blog.example.org/nowhere",)
+
+
+def test_a_fix_that_matches_the_feed_again_is_dropped() -> None:
+    choices = ListChoices(fix=((entry(1).link, EntryFix(headline="Alipay story 1", source="Reuters")),))
+    result = arrange(choices, [entry(1)], [entry(1)], 1)
+    assert result.choices.fix == ((entry(1).link, EntryFix(source="Reuters")),)
+
+
 def test_choices_round_trip_through_front_matter_yaml() -> None:
     choices = ListChoices(exclude=("https://news.example.com/a",), pin=("https://blog.example.org/b",),
                           pin_any_age=("https://blog.example.org/c",),
@@ -205,7 +219,8 @@ class Session:
     today: dt.date = TODAY
     news: list[Item] = field(default_factory=list)
     text: str = ""
-    last: tuple[ListEntry, ...] = ()
+    last: tuple[ListEntry, ...] = ()  # what the pipeline last wrote, read back
+    last_text: str | None = None  # None: nothing written yet
     front_matter: str = ""
     excluded: set[str] = field(default_factory=set)
     pins: list[str] = field(default_factory=list)
@@ -221,19 +236,22 @@ class Session:
         self.text = listed(self.env, entry_items(entries, self.news))
 
     def refresh(self) -> None:
-        """What build and refresh do with the list (pipeline.build wires the same calls)."""
-        current = parse_entries(self.text, listed(self.env, []))
-        remembered = read_choices((yaml.safe_load(self.front_matter) or {}).get("further_reading_choices"))
-        choices = derive_choices(self.last, current, remembered)
-        chosen = Candidates(self.news, self.today, GUIDE.max_age_days).select(
-            GUIDE, {}, exclude={*choices.exclude, *choices.pinned})
-        result = arrange(choices, current, story_entries(chosen), GUIDE.further_reading_count)
-        before = [e.link for e in current if e.link not in self.pins]
-        self.text = listed(self.env, entry_items(result.entries, chosen))
-        self.last = parse_entries(self.text, listed(self.env, []))
-        written = write_choices(result.choices)
-        self.front_matter = dump_yaml({"further_reading_choices": written}) if written else ""
-        self.check(before, eligible=[i for i in chosen if i.url not in self.excluded])
+        """What `build` and `refresh` do with the list: build.plan_list, on the draft as a file holds it."""
+        empty = listed(self.env, [])
+        front = yaml.safe_load(self.front_matter) or {}
+        existing = split_draft(Path("output/pay.md"), compose_draft_text({"title": "Pay", **front}, (
+            f"<!-- pipeline:begin further-reading -->\n{self.text}\n<!-- pipeline:end further-reading -->\n")))
+        remembered = read_choices(front.get(CHOICES_KEY))
+        window = Candidates(self.news, self.today, GUIDE.max_age_days)
+        chosen = window.select(GUIDE, {}, exclude={*remembered.exclude, *remembered.pinned})
+        last = LastWritten(regions={"further-reading": self.last_text} if self.last_text is not None else {})
+        plan = plan_list(empty, existing, last, remembered, window, GUIDE, {}, chosen)
+        assert plan.unreadable is None and plan.notes == ()
+        before = [e.link for e in parse_entries(self.text, empty) if e.link not in self.pins]
+        self.text = self.last_text = listed(self.env, plan.items)
+        self.last = parse_entries(self.text, empty)
+        self.front_matter = dump_yaml(plan.front_matter) if plan.front_matter else ""
+        self.check(before, eligible=[i for i in plan.selection if i.url not in self.excluded])
 
     def check(self, before: list[str], eligible: list[Item]) -> None:
         shown = self.last

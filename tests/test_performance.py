@@ -89,13 +89,14 @@ def test_a_hand_edited_draft_is_looked_at_not_skipped(project: Path) -> None:
         _build(project, store)
         path = project / "output" / "wechat-encryption.md"
         text = path.read_text(encoding="utf-8")
-        edited = text.replace("🔸 WeChat changes its privacy settings", "🔸 A reviewer rewrote this line", 1)
+        edited = text.replace("🔸 WeChat changes its privacy settings",
+                              "A reviewer wrote this line\n\n🔸 WeChat changes its privacy settings", 1)
         assert edited != text
         path.write_text(edited, encoding="utf-8")
         outcome, notes = _build(project, store)["wechat-encryption"]
-        # The edit sits in a managed region: the build must see it and say it left it alone.
+        # The edit sits in a managed region and is not a list entry: the build must see it and say it left it alone.
         assert any("edited by hand" in note for note in notes), (outcome, notes)
-        assert "A reviewer rewrote this line" in path.read_text(encoding="utf-8")
+        assert "A reviewer wrote this line" in path.read_text(encoding="utf-8")
         # A draft with something to say is never fingerprinted, so the note comes again next run.
         assert "wechat-encryption" not in store.fingerprints()
         assert any("edited by hand" in note for note in _build(project, store)["wechat-encryption"][1])
