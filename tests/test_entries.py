@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURE
-from pipeline.build import LastWritten, plan_list
+from pipeline.build import plan_list
 from pipeline.drafts import compose_draft_text, dump_yaml, split_draft
 from pipeline.entries import (
     CHOICES_KEY,
@@ -244,8 +244,7 @@ class Session:
         remembered = read_choices(front.get(CHOICES_KEY))
         window = Candidates(self.news, self.today, GUIDE.max_age_days)
         chosen = window.select(GUIDE, {}, exclude={*remembered.exclude, *remembered.pinned})
-        last = LastWritten(regions={"further-reading": self.last_text} if self.last_text is not None else {})
-        plan = plan_list(empty, existing, last, remembered, window, GUIDE, {}, chosen)
+        plan = plan_list(empty, existing, self.last_text, remembered, window, GUIDE, {}, chosen)
         assert plan.unreadable is None and plan.notes == ()
         before = [e.link for e in parse_entries(self.text, empty) if e.link not in self.pins]
         self.text = self.last_text = listed(self.env, plan.items)
