@@ -21,7 +21,7 @@ from .config import Settings, now_utc
 from .errors import AssistError, GuideError
 from .grounding import clean_model_text, cite, ground
 from .guides import parse_guide
-from .models import Guide, Item
+from .models import SLUG, Guide, Item
 from .render import escape_markdown, make_environment, render_offline_context
 from .store import Store
 
@@ -469,7 +469,7 @@ def new_guide(settings: Settings, topic: str, warn: Warn, *, slug: str | None = 
         raise GuideError(settings.guides_dir, "the topic is empty; give one, e.g. pipeline new \"Renting a flat\"")
     slug = slug or slugify(title)
     path = settings.guides_dir / f"{slug}.md"
-    if not slug or not re.match(r"^[a-z0-9][a-z0-9-]*$", slug):
+    if not slug or not SLUG.match(slug):
         raise GuideError(path, "cannot make a file name from this topic; pass --slug with lower-case "
                                "letters, digits and dashes")
     if path.exists():

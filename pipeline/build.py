@@ -30,7 +30,7 @@ from .drafts import (
 from .errors import DraftError, GuideError, PipelineError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
-from .models import Draft, Feed, Guide, Item
+from .models import Draft, Feed, Guide, Item, Outcome
 from .policy import (
     STATUSES,
     after_change,
@@ -53,7 +53,7 @@ class DraftReport:
 
     slug: str
     path: Path
-    outcome: str  # created, updated, unchanged, kept, conflict, error
+    outcome: Outcome
     notes: tuple[str, ...] = ()  # things a person should know, one line each
 
     @property
@@ -69,7 +69,7 @@ class BuildReport:
     def failed(self) -> tuple[DraftReport, ...]:
         return tuple(d for d in self.drafts if d.failed)
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: Outcome) -> int:
         return sum(1 for d in self.drafts if d.outcome == outcome)
 
 
@@ -257,7 +257,7 @@ def _update(
                                regions_only=regions_only, force=force)
     notes += [*plan.notes, *body.notes, *front.notes]
 
-    outcome = "unchanged"
+    outcome: Outcome = "unchanged"
     if front.text != existing.front_matter_text or body.body != existing.body:
         # Front matter alone counts too: an approved draft never changes silently.
         fm_text, status_notes = after_change(path, status, front.text)

@@ -18,15 +18,14 @@ from . import markdown
 from .drafts import find_regions, marker_problems, split_draft
 from .errors import DraftError
 from .frontmatter import split_front_matter
-from .models import Problem
+from .models import REGIONS, STATUSES, Problem
 from .render import make_environment, render_further_reading, render_template
 from .select import headline_key
+from .urls import is_web_url
 
 DISCLAIMER_TEMPLATE = "partials/disclaimer.md.j2"
 REQUIRED_KEYS = ("title", "slug", "date", "lastmod", "draft", "status", "further_reading")
-STATUSES = ("draft", "in-review", "approved")
 DEFAULT_MAX_AGE_DAYS = 30  # a guide's default, for drafts whose front matter lost max_age_days
-REGIONS = ("context", "further-reading")
 
 FAQ = "## 🙋 Frequently Asked Questions (FAQ)"
 CONCLUSION = "## 🧩 Conclusion"
@@ -513,11 +512,11 @@ class _Checker:
 
     def check_links(self) -> Iterator[Problem]:
         for number, target in self.link_targets():
-            if not _is_web_url(target):
+            if not is_web_url(target):
                 yield self.problem(number, RULE_LINK, f"link {target!r} is not http(s); use an absolute https:// URL")
         for index, entry in enumerate(self.fm_further_reading(), start=1):
             url = entry.get("url")
-            if isinstance(url, str) and not _is_web_url(url):
+            if isinstance(url, str) and not is_web_url(url):
                 yield Problem(self.path, self.fm_line("further_reading", url), RULE_LINK,
                               f"further_reading entry {index} url {url!r} is not http(s)")
 
@@ -611,14 +610,6 @@ def _same(found: str, wanted: str) -> bool:
 
 def _url_key(url: str) -> str:
     return unquote(url.strip())
-
-
-def _is_web_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:  # e.g. an unclosed "[" in the host
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _date(value: object) -> dt.date | None:

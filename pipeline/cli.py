@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .config import Settings, load_feeds, load_settings, now_utc
 from .errors import LockHeld, PipelineError
+from .models import STATUSES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -306,7 +307,7 @@ def sources(obj: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("status", type=click.Choice(["draft", "in-review", "approved"]))
+@click.argument("status", type=click.Choice(STATUSES))
 @click.pass_obj
 @handle_errors
 def status(obj: Context, path: Path, status: str) -> None:

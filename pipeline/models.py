@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
+
+# A draft's review status, in the order a draft moves through them.
+Status = Literal["draft", "in-review", "approved"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+
+# The managed regions of a draft, between `<!-- pipeline:begin NAME -->` and `<!-- pipeline:end NAME -->`.
+REGION_CONTEXT = "context"
+REGION_FURTHER_READING = "further-reading"
+REGIONS = (REGION_CONTEXT, REGION_FURTHER_READING)
+
+# What a run did with one draft (`pipeline build`, `refresh`), and with one feed (`fetch`).
+Outcome = Literal["created", "updated", "unchanged", "kept", "conflict", "error"]
+FeedStatus = Literal["new", "unchanged", "not-modified", "failed", "skipped"]
+
+# A guide's (and so its draft's) name: lower-case letters, digits and dashes.
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 @dataclass(frozen=True)
