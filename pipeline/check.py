@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import markdown
+from . import markdown, unfinished
 from .drafts import find_regions, marker_problems, split_draft
 from .errors import DraftError
 from .frontmatter import split_front_matter
@@ -136,6 +136,8 @@ def check_text(
     # A problem "after" the last line (a missing section at the end) points at the last line.
     problems = [p if 1 <= p.line <= last else replace(p, line=min(max(p.line, 1), last))
                 for p in _Checker(path, text, reference, now, release).run()]
+    if not release:  # an unfinished draft may be checked while work goes on; only a release must be done
+        problems = [replace(p, severity="warning") if p.rule in unfinished.RULES else p for p in problems]
     return sorted(problems, key=lambda p: (p.line, p.rule))
 
 
@@ -181,6 +183,7 @@ class _Checker:
         yield from self.check_citations()
         yield from self.check_links()
         yield from self.check_template_syntax()
+        yield from self.check_unfinished()
 
     # -- front matter ------------------------------------------------------------------------
 
@@ -396,6 +399,9 @@ class _Checker:
             return
         no_news = " ".join(self.reference.no_news.split())
         if len(blocks) == 1 and " ".join(" ".join(t for _, t in blocks[0]).split()) == no_news:
+            yield self.problem(first, unfinished.RULE_EMPTY_FURTHER_READING,
+                               "Further Reading says no news matched; a release needs stories: run `pipeline "
+                               "refresh`, or give the guide keywords or tags its news would match")
             yield from self.check_agreement([], first)
             return
         previous_end = None
@@ -530,6 +536,21 @@ class _Checker:
                     yield self.problem(number, RULE_TEMPLATE,
                                        f"template syntax {match.group(0)!r} left in the text; finish or remove it "
                                        "(write it inside `code` if it is meant literally)")
+
+
+    # -- unfinished work (warnings; failures with --release) -----------------------------------
+
+    def check_unfinished(self) -> Iterator[Problem]:
+        regions = [(begin, end) for name in REGIONS
+                   if (begin := self.marker_line(name)) is not None and (end := self.marker_line(name, "end")) is not None]
+        for line, rule, message in (*unfinished.ai_banners(self.lines), *unfinished.placeholders(self.tokens),
+                                    *unfinished.empty_sections(self.tokens), *unfinished.notes(self.tokens, regions)):
+            yield self.problem(line, rule, message)
+        for file_line, rule, message in unfinished.placeholder_in_front_matter(self.fm_lines):
+            yield Problem(self.path, file_line, rule, message)
+        weak = unfinished.stopword_keywords((self.front_matter or {}).get("keywords"))
+        if weak:
+            yield Problem(self.path, self.fm_line("keywords"), unfinished.RULE_KEYWORDS, weak)
 
 
 def _complete_entry(entry: object) -> bool:

@@ -81,3 +81,11 @@ def test_no_function_in_the_package_is_above_complexity_20() -> None:
     assert over <= BEING_SPLIT, f"functions above cyclomatic complexity 20 (split them):\n{done.stdout}"
     if over:
         pytest.xfail(f"still above complexity 20 while being split: {', '.join(sorted(over))}")
+
+
+def test_every_check_rule_is_in_the_readme_rule_table() -> None:
+    from pipeline import check, unfinished
+
+    rules = {value for name, value in vars(check).items() if name.startswith("RULE_")} | set(unfinished.RULES)
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", README.split("## Release check", 1)[1], re.MULTILINE))
+    assert rules == documented
