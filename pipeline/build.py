@@ -31,7 +31,7 @@ from .entries import CHOICES_KEY, arrange, entry_items, read_choices, read_list,
 from .errors import ChoicesError, DraftError, GuideError, PipelineError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
-from .models import Draft, Feed, Guide, Item, ListChoices
+from .models import Draft, Feed, Guide, Item, ListChoices, Outcome
 from .policy import (
     STATUSES,
     after_change,
@@ -70,7 +70,7 @@ class DraftReport:
 
     slug: str
     path: Path
-    outcome: str  # created, updated, unchanged, kept, conflict, error
+    outcome: Outcome
     notes: tuple[str, ...] = ()  # things a person should know, one line each
 
     @property
@@ -86,7 +86,7 @@ class BuildReport:
     def failed(self) -> tuple[DraftReport, ...]:
         return tuple(d for d in self.drafts if d.failed)
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: Outcome) -> int:
         return sum(1 for d in self.drafts if d.outcome == outcome)
 
 

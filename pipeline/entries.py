@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from .errors import ChoicesError, UnreadableEntry
-from .links import is_web_link, link_target
+from .urls import is_web_url, link_target
 from .models import EntryFix, Item, ListArrangement, ListChoices, ListEntry, ListReading
 from .select import headline_key
 
@@ -98,7 +98,7 @@ def _read_entry(block: list[tuple[int, str]]) -> ListEntry:
     link = _LINK.match(link_line)
     if link is None:
         raise UnreadableEntry(third, "the third line of an entry is `🔗 [Read Full Article]({url})`")
-    if not is_web_link(link.group(1)):
+    if not is_web_url(link.group(1)):
         raise UnreadableEntry(third, f"link {link.group(1)!r} is not http(s); use an absolute https:// URL")
     headline, publisher = plain_text(head.group(1)), plain_text(source.group(1))
     return ListEntry(link_target(link.group(1)), headline, publisher, date, line=first)
@@ -152,24 +152,31 @@ def derive_choices(
     """The remembered choices, plus what the reviewer did to the list since the pipeline last wrote it."""
     last_by_link = {entry.link: entry for entry in last}
     listed = {entry.link for entry in current}
-    gone = [link for link in last_by_link if link not in listed]
+    gone = {link for link in last_by_link if link not in listed}
     added = [entry.link for entry in current if entry.link not in last_by_link]
     pinned = set(remembered.pinned)
-    fixes = {link: fix for link, fix in remembered.fix if link not in gone}
-    for entry in current:
-        before = last_by_link.get(entry.link)
-        if before is None or entry.link in pinned:
-            continue  # a pin's words are read from the list itself, every time
-        changed = {name: getattr(entry, name) for name in FIX_FIELDS if getattr(entry, name) != getattr(before, name)}
-        if changed:
-            fixes[entry.link] = replace(fixes.get(entry.link, EntryFix()), **changed)
     return ListChoices(
         exclude=_unique(link for link in (*remembered.exclude, *gone) if link not in added),
         pin=_unique((*(link for link in remembered.pin if link not in gone),
                      *(link for link in added if link not in pinned))),
         pin_any_age=_unique(link for link in remembered.pin_any_age if link not in gone),
-        fix=tuple(fixes.items()),
+        fix=_derive_fixes(last_by_link, current, remembered, gone | pinned),
     )
+
+
+def _derive_fixes(last_by_link: Mapping[str, ListEntry], current: Sequence[ListEntry], remembered: ListChoices,
+                  skip: set[str]) -> tuple[tuple[str, EntryFix], ...]:
+    """Remembered fixes, updated with each field a reviewer changed in a listed story (gone stories and
+    pins, whose words are read from the list itself every time, in `skip`, get none)."""
+    fixes = {link: fix for link, fix in remembered.fix if link not in skip}
+    for entry in current:
+        before = last_by_link.get(entry.link)
+        if before is None or entry.link in skip:
+            continue
+        changed = {name: getattr(entry, name) for name in FIX_FIELDS if getattr(entry, name) != getattr(before, name)}
+        if changed:
+            fixes[entry.link] = replace(fixes.get(entry.link, EntryFix()), **changed)
+    return tuple(fixes.items())
 
 
 def arrange(
@@ -179,9 +186,34 @@ def arrange(
     (best first), never an excluded link; stories already listed keep their order in the list, new
     ones go in by rank; fixes applied."""
     excluded = set(choices.exclude)
-    listed = {entry.link: entry for entry in current}
     offered = {story.link: _fixed(story, choices.fix_for(story.link)) for story in stories}
-    wanted = [link for link in choices.pinned if link not in excluded]
+    pins, unresolved = _pins(choices, current, offered)
+    skipped = excluded | {pin.link for pin in pins}
+    taken_headlines = {headline_key(pin.headline) for pin in pins}
+    pool = [story for story in offered.values()
+            if story.link not in skipped and headline_key(story.headline) not in taken_headlines]
+    chosen = pool[: max(0, count - len(pins))]
+    rank = {story.link: number for number, story in enumerate(chosen)}
+    staying = [entry.link for entry in current if entry.link in rank]
+    staying_set = set(staying)
+    arriving = [story.link for story in chosen if story.link not in staying_set]
+    listed = [offered[link] for link in _merge_by_rank(staying, arriving, rank)]
+    as_fed = {story.link: story for story in stories if story.link in rank}
+    kept_fixes = tuple((link, needed) for link, fix in choices.fix
+                       if link in as_fed and (needed := _needed(fix, as_fed[link])) is not None)
+    return ListArrangement(
+        entries=tuple(replace(entry, line=0) for entry in (*pins, *listed)),
+        choices=replace(choices, fix=kept_fixes),
+        unresolved_pins=unresolved,
+    )
+
+
+def _pins(choices: ListChoices, current: Sequence[ListEntry],
+          offered: Mapping[str, ListEntry]) -> tuple[list[ListEntry], tuple[str, ...]]:
+    """The pinned entries in the order the list has them (then the choices'), read from the list, else
+    from the stories; and the pinned links found in neither."""
+    wanted = [link for link in choices.pinned if link not in choices.exclude]
+    listed = {entry.link: entry for entry in current}
     wanted_set = set(wanted)
     in_list_order = [entry.link for entry in current if entry.link in wanted_set]
     pins: list[ListEntry] = []
@@ -192,24 +224,7 @@ def arrange(
             unresolved.append(link)
         else:
             pins.append(pin)
-    taken_links = {pin.link for pin in pins}
-    taken_headlines = {headline_key(pin.headline) for pin in pins}
-    pool = [story for story in offered.values() if story.link not in excluded and story.link not in taken_links
-            and headline_key(story.headline) not in taken_headlines]
-    chosen = pool[: max(0, count - len(pins))]
-    rank = {story.link: number for number, story in enumerate(chosen)}
-    staying = [entry.link for entry in current if entry.link in rank]
-    staying_set = set(staying)
-    arriving = [story.link for story in chosen if story.link not in staying_set]
-    stories_listed = [offered[link] for link in _merge_by_rank(staying, arriving, rank)]
-    as_fed = {story.link: story for story in stories if story.link in rank}
-    kept_fixes = tuple((link, needed) for link, fix in choices.fix
-                       if link in as_fed and (needed := _needed(fix, as_fed[link])) is not None)
-    return ListArrangement(
-        entries=tuple(entry if entry.line == 0 else replace(entry, line=0) for entry in (*pins, *stories_listed)),
-        choices=replace(choices, fix=kept_fixes),
-        unresolved_pins=tuple(unresolved),
-    )
+    return pins, tuple(unresolved)
 
 
 def _fixed(story: ListEntry, fix: EntryFix | None) -> ListEntry:
@@ -276,7 +291,7 @@ def _read_links(value: object, key: str) -> tuple[str, ...]:
 
 
 def _read_link(link: object, key: str) -> str:
-    if not isinstance(link, str) or not is_web_link(link):
+    if not isinstance(link, str) or not is_web_url(link):
         raise ChoicesError(f"{key!r} holds {link!r}, which is not an http(s) link")
     return link_target(link)
 

@@ -12,19 +12,17 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 
 from . import __version__
-from .links import SAFE_SCHEMES, link_target
 from .errors import TemplateError
 from .models import Draft, Guide, Item
+from .urls import is_web_url, link_target
 
 ARTICLE_TEMPLATE = "layout/article.md.j2"
 CONTEXT_TEMPLATE = "partials/context.md.j2"
 FURTHER_READING_TEMPLATE = "partials/further-reading.md.j2"
-REGIONS = ("context", "further-reading")
 
 # Characters that can start Markdown structure inside a line, plus template delimiters
 # (Jekyll runs Liquid over page bodies, so a headline's "{{" or "{%" must not survive).
@@ -68,8 +66,7 @@ def markdown_url(url: str) -> str:
     Anything but http(s) is refused: feeds are not allowed to put `javascript:` or `data:` links
     in front of readers, even if an earlier stage let one through.
     """
-    scheme = urlsplit(url.strip()).scheme.lower()
-    if scheme not in SAFE_SCHEMES:
+    if not is_web_url(url):
         raise jinja2.TemplateRuntimeError(f"refusing to link to a non-http(s) URL: {url[:80]!r}")
     return link_target(url)
 

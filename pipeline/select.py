@@ -7,10 +7,9 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterable, Iterator
 from functools import lru_cache
-from urllib.parse import urlsplit
 
-from .links import link_target
 from .models import Guide, Item
+from .urls import is_web_url, link_target
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Items carry the date in the publisher's own UTC offset. A story dated "tomorrow" in UTC terms is
@@ -25,11 +24,6 @@ def headline_key(headline: str) -> str:
     """The headline up to case and punctuation: two items with the same key are one story."""
     folded = unicodedata.normalize("NFKC", headline).casefold()
     return " ".join(_WORD.findall(folded))
-
-
-@lru_cache(maxsize=1 << 16)
-def _web_link(url: str) -> bool:
-    return urlsplit(url).scheme in ("http", "https")
 
 
 def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
@@ -77,7 +71,7 @@ class Candidates:
             today = latest = now
         oldest = today - dt.timedelta(days=max_age_days)
         candidates = sorted(
-            (i for i in items if i.date is not None and oldest <= i.date <= latest and _web_link(i.url)),
+            (i for i in items if i.date is not None and oldest <= i.date <= latest and is_web_url(i.url)),
             key=lambda i: (i.date, i.feed_url, i.guid),
         )
         # One story carried by several feeds under one canonical link: the earliest-dated copy stands
@@ -145,8 +139,11 @@ class Candidates:
 
     def select(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]],
                exclude: Collection[str] = ()) -> list[Item]:
-        """select_further_reading() for one guide of this window; stories linked from `exclude` (a
-        reviewer deleted them from this draft's list; written as links.link_target writes them) are passed over, so the next best takes the slot."""
+        """select_further_reading() for one guide of this window.
+
+        Stories whose link (as urls.link_target writes it) is in `exclude` are passed over: a reviewer
+        deleted them from this draft's list, so the next best story takes the slot.
+        """
         count = guide.further_reading_count
         if count <= 0:
             return []
