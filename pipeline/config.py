@@ -90,12 +90,7 @@ def load_settings(root: Path | None = None) -> Settings:
             )
         table = raw
     model = os.environ.get("PIPELINE_MODEL", table.get("model")) or None
-    store = os.environ.get("PIPELINE_STORE", table.get("store")) or None
-    if store is not None and not (isinstance(store, str) and store.startswith(SERVER_SCHEMES)):
-        where = "PIPELINE_STORE" if os.environ.get("PIPELINE_STORE") else pyproject
-        scheme = str(store).split(":", 1)[0][:20]  # never the rest: it may hold a password
-        raise ConfigError(where, f"store must be a postgresql://user@host/database URL, not a {scheme!r} one; "
-                                 "unset it to use pipeline.sqlite3 in the project folder")
+    store = _store_setting(table, pyproject)
     try:
         return Settings(
             root=root,
@@ -108,6 +103,17 @@ def load_settings(root: Path | None = None) -> Settings:
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(pyproject, f"[tool.pipeline] has a value of the wrong type ({exc})") from exc
+
+
+def _store_setting(table: dict[str, object], pyproject: Path) -> str | None:
+    """PIPELINE_STORE, else `store` in [tool.pipeline]: a PostgreSQL URL, or None for the SQLite file."""
+    store = os.environ.get("PIPELINE_STORE", table.get("store")) or None
+    if store is not None and not (isinstance(store, str) and store.startswith(SERVER_SCHEMES)):
+        where = "PIPELINE_STORE" if os.environ.get("PIPELINE_STORE") else pyproject
+        scheme = str(store).split(":", 1)[0][:20]  # never the rest: it may hold a password
+        raise ConfigError(where, f"store must be a postgresql://user@host/database URL, not a {scheme!r} one; "
+                                 "unset it to use pipeline.sqlite3 in the project folder")
+    return store
 
 
 def now_utc() -> dt.datetime:
