@@ -183,9 +183,10 @@ def test_the_model_is_never_asked_for_a_context_that_will_be_thrown_away(
     assert asked_about(chat_server, PAYMENTS_TITLE) == 0
     assert asked_about(chat_server, "Is WeChat End-to-End Encrypted") == 1  # the other draft's context is used
 
-    # A hand-edited list keeps the context that cites it: no question either.
+    # A list left alone (a line in it is not an entry) keeps the context that cites it: no question either.
     ours = path.read_text(encoding="utf-8").replace("Our reporter checked this.\n", "")
-    path.write_text(ours.replace("🔸 Alipay raises", "🔸 Fixed by Dana: Alipay raises"), encoding="utf-8")
+    path.write_text(ours.replace("<!-- pipeline:end further-reading -->",
+                                 "Dana: check these first.\n<!-- pipeline:end further-reading -->"), encoding="utf-8")
     gain_story(feed_server, Story("Alipay opens a help desk at Pudong airport", "alipay-desk", 0), etag='"pay-3"')
     assert run(built, "refresh", epoch=LATER + 60, env=model_env).exit_code == 0
     assert asked_about(chat_server, PAYMENTS_TITLE) == 0
