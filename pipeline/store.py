@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS items (
     date TEXT,
     url TEXT NOT NULL,
     first_seen TEXT NOT NULL,
+    summary TEXT,
     PRIMARY KEY (feed_url, guid)
 );
 CREATE INDEX IF NOT EXISTS items_by_date ON items (date);
@@ -64,8 +65,8 @@ CREATE TABLE IF NOT EXISTS model_cache (
 # The store's layout, kept in SQLite's user_version. Upgrades are additive: tables come from SCHEMA's
 # IF NOT EXISTS, columns from ADDED_COLUMNS (nullable or defaulted, so old rows stay valid). A store
 # from a newer pipeline is refused, not guessed at.
-SCHEMA_VERSION = 1
-ADDED_COLUMNS = (("feeds", "moved_to", "TEXT"),)  # (table, column, definition), oldest first
+SCHEMA_VERSION = 2
+ADDED_COLUMNS = (("feeds", "moved_to", "TEXT"), ("items", "summary", "TEXT"))  # (table, column, definition), oldest first
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -231,11 +232,11 @@ class Store:
         with self.transaction() as db:
             for item in items:
                 cursor = db.execute(
-                    """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen)
-                       VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen, summary)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT (feed_url, guid) DO UPDATE SET
                          headline = excluded.headline, source = excluded.source,
-                         date = excluded.date, url = excluded.url
+                         date = excluded.date, url = excluded.url, summary = excluded.summary
                        RETURNING first_seen = ? AS inserted""",
                     (
                         item.feed_url,
@@ -245,6 +246,7 @@ class Store:
                         item.date.isoformat() if item.date else None,
                         item.url,
                         seen_at.isoformat(),
+                        item.summary,
                         seen_at.isoformat(),
                     ),
                 )
@@ -335,4 +337,5 @@ def _item(row: sqlite3.Row) -> Item:
         date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
         url=row["url"],
         first_seen=_parse_dt(row["first_seen"]),
+        summary=row["summary"] or "",
     )
