@@ -95,7 +95,7 @@ class Evidence:
 
 
 def weigh(headline: str, summary: str, terms: Terms) -> Evidence:
-    """The evidence in one headline and summary (both as stems())."""
+    """The evidence in one headline and summary (both as stems()), vetoes included."""
     score = 0
     found: list[str] = []
     for kinds, in_headline, in_summary in ((terms.keywords, KEYWORD_IN_HEADLINE, KEYWORD_IN_SUMMARY),
@@ -108,16 +108,20 @@ def weigh(headline: str, summary: str, terms: Terms) -> Evidence:
             elif padded in summary:
                 score += in_summary
                 found.append(f"summary: {key}")
-    veto = None
+    return Evidence(score, tuple(found), veto((headline + summary,), terms))
+
+
+def veto(texts: Iterable[str], terms: Terms) -> str | None:
+    """Why a story (the stems() of all its copies' headlines and summaries) may never be listed: an
+    excluded word anywhere in it, or a required word nowhere in it."""
+    texts = tuple(texts)
     for key in terms.exclude:
-        if f" {key} " in headline or f" {key} " in summary:
-            veto = f"holds excluded {key!r}"
-            break
-    else:
-        missing = [key for key in terms.require if f" {key} " not in headline and f" {key} " not in summary]
-        if missing:
-            veto = f"lacks required {missing[0]!r}"
-    return Evidence(score, tuple(found), veto)
+        if any(f" {key} " in text for text in texts):
+            return f"holds excluded {key!r}"
+    for key in terms.require:
+        if not any(f" {key} " in text for text in texts):
+            return f"lacks required {key!r}"
+    return None
 
 
 def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
@@ -186,12 +190,15 @@ class Candidates:
         self._stories: list[Item] = []
         self._copies: list[Item] = []  # every candidate, as a copy of story self._story[n]
         self._story: list[int] = []
-        for item in candidates:
+        self._copies_of: list[list[int]] = []
+        for number, item in enumerate(candidates):
             story = story_of.setdefault(item.url, len(self._stories))
             if story == len(self._stories):
                 self._stories.append(item)
+                self._copies_of.append([])
             self._copies.append(item)
             self._story.append(story)
+            self._copies_of[story].append(number)
         # Among equally relevant stories: newest first, then by headline, then by link (unique).
         order = sorted(range(len(self._stories)), key=lambda n: (
             -self._stories[n].date.toordinal(), headline_key(self._stories[n].headline), self._stories[n].url))  # type: ignore[union-attr]
@@ -217,22 +224,20 @@ class Candidates:
             touched.update(self._with_word.get(key.split()[0], ()))
         tagged_feeds = {feed for feed, tags in feed_tags.items() if set(tags) & set(guide.tags)}
         best: dict[int, tuple[int, Evidence]] = {}
+        plain = Terms(terms.keywords, terms.phrases, (), ())  # vetoes are judged per story, below
         for number in sorted(touched):
-            evidence = weigh(self._headline[number], self._summary[number], terms)
+            evidence = weigh(self._headline[number], self._summary[number], plain)
             if not evidence.found:
                 continue  # the first word of a run, without the rest
             tag = SHARED_TAG if evidence.enough and self._copies[number].feed_url in tagged_feeds else 0
-            score = evidence.score + tag
             story = self._story[number]
-            earlier = best.get(story)
-            if earlier is None:
-                best[story] = (score, evidence)
-                continue
-            keep = earlier if earlier[0] >= score else (score, evidence)
-            veto = earlier[1].veto or evidence.veto
-            if veto != keep[1].veto:
-                keep = (0, Evidence(keep[1].score, keep[1].found, veto))
-            best[story] = keep
+            if story not in best or evidence.score + tag > best[story][0]:
+                best[story] = (evidence.score + tag, evidence)
+        if terms.exclude or terms.require:
+            for story, (score, evidence) in best.items():
+                why = veto((self._headline[n] + self._summary[n] for n in self._copies_of[story]), terms)
+                if why:
+                    best[story] = (score, Evidence(evidence.score, evidence.found, why))
         return best
 
     def scores(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> dict[int, int]:

@@ -123,12 +123,12 @@ def test_explain_names_every_candidate_with_score_and_reason(project: Path) -> N
     from click.testing import CliRunner
 
     from pipeline.cli import cli
-    from pipeline.store import Store
+    from pipeline.store import open_store
 
     guide_file = SET / "guides" / "visas-and-permits.md"
     (project / "templates" / "guides" / guide_file.name).write_bytes(guide_file.read_bytes())
     write_feeds(project, *({"url": url, "tags": list(tags)} for url, tags in FEEDS.values()))
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         store.save_items([labelled.item for labelled in labelled_items()], NOW)
     env = {"SOURCE_DATE_EPOCH": str(int(NOW.timestamp()))}
     result = CliRunner().invoke(cli, ["--root", str(project), "explain", "visas-and-permits"], env=env)

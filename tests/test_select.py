@@ -291,15 +291,14 @@ def rules_as_written(items: list[Item], guide: Guide, now: dt.datetime, feed_tag
     fresh = [i for i in items if i.date is not None and oldest <= i.date <= latest and i.url.startswith("http")]
     stories: dict[str, Item] = {}
     best: dict[str, int] = {}
-    vetoed: set[str] = set()  # one copy holding an excluded word vetoes the story: the copies are one article
-    no_tags = replace(guide, tags=())
+    words: dict[str, set[str]] = {}  # the copies of a story are one article: vetoes look at all of them
+    unsteered = replace(guide, exclude=(), require=())
     for i in sorted(fresh, key=lambda i: (i.date, i.feed_url, i.guid)):
         stories.setdefault(i.url, i)
-        best[i.url] = max(best.get(i.url, 0), relevance(i, guide, feed_tags.get(i.feed_url, ())))
-        if any(f" {word} " in f" {headline_key(i.headline)} {headline_key(i.summary)} " for word in guide.exclude):
-            vetoed.add(i.url)
-        elif relevance(i, no_tags) == 0 and relevance(i, replace(no_tags, exclude=(), require=())) > 0:
-            vetoed.add(i.url)  # lacks a required word
+        best[i.url] = max(best.get(i.url, 0), relevance(i, unsteered, feed_tags.get(i.feed_url, ())))
+        words.setdefault(i.url, set()).update(headline_key(f"{i.headline} {i.summary}").split())
+    vetoed = {url for url, held in words.items()
+              if any(w in held for w in guide.exclude) or not all(w in held for w in guide.require)}
     ranked = sorted((i for url, i in stories.items() if best[url] > 0 and url not in vetoed),
                     key=lambda i: (-best[i.url], -i.date.toordinal(), headline_key(i.headline), i.url))
     unique = [i for n, i in enumerate(ranked)
