@@ -222,7 +222,7 @@ def build_drafts(
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
             passed_over = _passed_over(remembered)
             if (twin, passed_over) not in selections:
-                selections[twin, passed_over] = window.select(guide, feed_tags, exclude=passed_over)
+                selections[twin, passed_over] = window.select(guide, feed_tags, excluded=passed_over)
             chosen = selections[twin, passed_over]
             digest = inputs.draft(guide_path, chosen, draft_bytes, guide_bytes)
             if not force and fingerprints.get(slug) == digest:
@@ -321,7 +321,7 @@ def plan_list(empty_list: str, existing: DraftFile | None, last_list: str | None
     reading = read_list(on_disk, last_list, remembered, empty_list)
     passed_over = _passed_over(reading.choices)
     if passed_over != _passed_over(remembered):  # the reviewer deleted or added an entry just now
-        chosen = window.select(guide, feed_tags, exclude=passed_over)
+        chosen = window.select(guide, feed_tags, excluded=passed_over)
     laid_out = arrange(reading.choices, reading.current, story_entries(chosen), guide.further_reading_count)
     written = write_choices(laid_out.choices)
     had_key = existing is not None and CHOICES_KEY in existing.front_matter

@@ -139,7 +139,7 @@ def test_selection_passes_over_excluded_links_so_the_next_best_fills_the_slot() 
     items = [story(n, TODAY - dt.timedelta(days=n)) for n in range(5)]
     window = Candidates(items, TODAY, GUIDE.max_age_days)
     best = window.select(GUIDE, {})
-    assert [i.guid for i in window.select(GUIDE, {}, exclude={best[0].url})] == [
+    assert [i.guid for i in window.select(GUIDE, {}, excluded={best[0].url})] == [
         *(i.guid for i in best[1:]), "s3"]
 
 
@@ -243,7 +243,7 @@ class Session:
             f"<!-- pipeline:begin further-reading -->\n{self.text}\n<!-- pipeline:end further-reading -->\n")))
         remembered = read_choices(front.get(CHOICES_KEY))
         window = Candidates(self.news, self.today, GUIDE.max_age_days)
-        chosen = window.select(GUIDE, {}, exclude={*remembered.exclude, *remembered.pinned})
+        chosen = window.select(GUIDE, {}, excluded={*remembered.exclude, *remembered.pinned})
         plan = plan_list(empty, existing, self.last_text, remembered, window, GUIDE, {}, chosen)
         assert plan.unreadable is None and plan.notes == ()
         before = [e.link for e in parse_entries(self.text, empty) if e.link not in self.pins]
