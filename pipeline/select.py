@@ -200,6 +200,11 @@ class Considered:
     reason: str
 
 
+def _is_excluded(url: str, excluded: Collection[str]) -> bool:
+    """`excluded` names the link as stored, or as a draft writes it (urls.link_target)."""
+    return bool(excluded) and (url in excluded or link_target(url) in excluded)
+
+
 class Candidates:
     """The items one age window offers, worked out once for every guide that shares the window.
 
@@ -319,7 +324,7 @@ class Candidates:
                 rejected[story] = f"vetoed: {why.veto}"
             elif not why.enough:
                 rejected[story] = f"not enough evidence (score {why.score}, needs {ENOUGH_EVIDENCE})"
-            elif excluded and (item.url in excluded or link_target(item.url) in excluded):
+            elif _is_excluded(item.url, excluded):
                 rejected[story] = "link excluded (dead, or removed by a reviewer)"
             elif key in seen_headlines:
                 rejected[story] = "same headline as a story ranked higher"
