@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .config import Settings, load_feeds, load_settings, now_utc
+from .config import Settings, is_project, load_feeds, load_settings, not_a_project, now_utc
 from .errors import LockHeld, PipelineError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,13 +54,26 @@ class Context:
             self._settings = load_settings(self._root)
         return self._settings
 
+    def require_project(self) -> None:
+        """No store or lock file is ever made in a folder that is not a project (a wrong --root)."""
+        settings = self.settings
+        if self.root_given and not settings.store_path.exists() and not is_project(settings.root):
+            raise not_a_project(settings.root)
+
     @property
     def store(self) -> Any:
         if self._store is None:
             from .store import Store
 
+            self.require_project()
             self._store = Store(self.settings.store_path)
         return self._store
+
+    def lock(self, wait_seconds: float = 10.0) -> Any:
+        from .lock import project_lock
+
+        self.require_project()
+        return project_lock(self.settings.lock_path, wait_seconds)
 
     def close(self) -> None:
         if self._store is not None:
@@ -70,7 +83,8 @@ class Context:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pipeline")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Project folder (default: the nearest folder with sources/ or pyproject.toml).")
+              help="Project folder (default: like git, the nearest folder at or above the current one holding "
+                   "sources/feeds.toml or a pyproject.toml with [tool.pipeline]).")
 @click.pass_context
 def cli(ctx: click.Context, root: Path | None) -> None:
     """Turn news feeds and guides into review-ready Markdown drafts.
@@ -131,10 +145,8 @@ def fetch(obj: Context, quiet: bool, lock_wait: float) -> None:
     \b
         pipeline fetch && pipeline items --json | head
     """
-    from .lock import project_lock
-
     load_feeds(obj.settings.sources_path)  # a bad feeds.toml stops here, before anything is written
-    with project_lock(obj.settings.lock_path, lock_wait):
+    with obj.lock(lock_wait):
         report = _fetch(obj, quiet)
     if not quiet:
         click.echo(
@@ -174,11 +186,10 @@ def items(obj: Context, as_json: bool, feed_url: str | None, limit: int | None) 
 def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...], regions_only: bool,
                quiet: bool, lock_wait: float = 10.0) -> Any:
     from .build import build_drafts
-    from .lock import project_lock
 
     settings = obj.settings
     feeds = load_feeds(settings.sources_path)
-    with project_lock(settings.lock_path, lock_wait):
+    with obj.lock(lock_wait):
         fetch_report = None
         if not offline:
             fetch_report = _fetch(obj)  # a progress bar appears only when stderr is a terminal
@@ -208,27 +219,45 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
 @click.option("--offline", is_flag=True, help="Do not fetch; build from the items already stored.")
 @click.option("--force", is_flag=True, help="Regenerate drafts, replacing hand edits and approved drafts.")
 @_LOCK_WAIT
-@click.argument("slugs", nargs=-1)
+@click.argument("slugs", nargs=-1, metavar="[SLUG|GUIDE_PATH]...")
 @click.pass_obj
 @handle_errors
 def build(obj: Context, offline: bool, force: bool, lock_wait: float, slugs: tuple[str, ...]) -> None:
     """Write review-ready drafts to output/ from templates/guides/ and stored news.
 
     Fetches feeds first unless --offline (a failed fetch only warns). Reviewer edits are merged,
-    never lost; a conflict leaves the draft untouched and exits 1.
+    never lost; a conflict leaves the draft untouched and exits 1. A guide is named by its slug or
+    its path (templates/guides/SLUG.md); none means every guide.
 
     Example:
 
     \b
         pipeline build --offline wechat-encryption
+        pipeline build templates/guides/mobile-payments.md
     """
-    report, _ = _run_build(obj, offline=offline, force=force, only=slugs, regions_only=False, quiet=False,
+    only = tuple(_guide_slug(obj, given) for given in slugs)
+    report, _ = _run_build(obj, offline=offline, force=force, only=only, regions_only=False, quiet=False,
                            lock_wait=lock_wait)
     counts = ", ".join(f"{report.count(o)} {o}" for o in ("created", "updated", "unchanged", "kept", "conflict", "error")
                        if report.count(o))
     click.echo(f"built {len(report.drafts)} drafts in {obj.settings.output_dir}: {counts or 'nothing to do'}")
     if report.failed:
         raise click.ClickException(f"{len(report.failed)} draft(s) could not be built; see the errors above")
+
+
+def _guide_slug(obj: Context, given: str) -> str:
+    """A slug as it is; a guide's path (templates/guides/SLUG.md, as a shell completes it) becomes its slug."""
+    if not given.endswith(".md") and "/" not in given and "\\" not in given:
+        return given
+    from .errors import GuideError
+
+    path = Path(given)
+    if not path.is_absolute() and obj.root_given and not path.exists():
+        path = obj.settings.root / path  # an explicit --root applies to PATH too, as for `status`
+    guides_dir = obj.settings.guides_dir.resolve()
+    if path.suffix != ".md" or path.resolve().parent != guides_dir:
+        raise GuideError(path, f"not a guide; guides are {guides_dir}/SLUG.md (pass that path or the SLUG)")
+    return path.stem
 
 
 @cli.command()
@@ -318,11 +347,10 @@ def status(obj: Context, path: Path, status: str) -> None:
         pipeline status output/wechat-encryption.md approved
     """
     from .build import set_status
-    from .lock import project_lock
 
     if not path.is_absolute() and obj.root_given:
         path = obj.settings.root / path  # an explicit --root applies to PATH too
-    with project_lock(obj.settings.lock_path):  # never between a refresh's read and its write
+    with obj.lock():  # never between a refresh's read and its write
         changed = set_status(path, status)
     click.echo(f"{path}: status {status}" + ("" if changed else " (unchanged)"))
 
