@@ -63,10 +63,10 @@ class Context:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from .store import Store
+            from .store import open_store
 
             self.require_project()
-            self._store = Store(self.settings.store_path)
+            self._store = open_store(self.settings.store_path)
         return self._store
 
     def lock(self, wait_seconds: float = 10.0) -> Any:
