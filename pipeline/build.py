@@ -40,6 +40,7 @@ from .policy import (
     merge_front_matter,
     review_status,
 )
+from .publish import follow_status, publish_keys
 from .select import Candidates, select_further_reading
 from .store import Store
 
@@ -246,6 +247,8 @@ def _update(
     status, status_note = review_status(existing.front_matter)
     notes: list[str] = [f"{path}: {status_note}"] if status_note else []
     if status == "approved" and not regions_only and not force:
+        if not _publish_as_status(path, existing):
+            return _changed_meanwhile(slug, path)
         return DraftReport(slug, path, "kept", (*notes, f"{path}: approved; body left alone (use --force to regenerate)"))
 
     draft, last = generation.draft, LastWritten.from_records(store.generated(slug))
@@ -258,12 +261,17 @@ def _update(
     notes += [*plan.notes, *body.notes, *front.notes]
 
     outcome = "unchanged"
+    fm_text, new_body = existing.front_matter_text, existing.body
     if front.text != existing.front_matter_text or body.body != existing.body:
         # Front matter alone counts too: an approved draft never changes silently.
         fm_text, status_notes = after_change(path, status, front.text)
         notes += status_notes
         fm_text = set_front_matter_key(fm_text, "lastmod", draft.front_matter["lastmod"])
-        if not write_draft(path, existing, existing.with_changes(fm_text, body.body)):
+        new_body = body.body
+    # Publishing follows whatever status the draft now has: set by hand, or sent back just now.
+    fm_text = follow_status(fm_text, existing.front_matter if fm_text == existing.front_matter_text else None)
+    if fm_text != existing.front_matter_text or new_body != existing.body:
+        if not write_draft(path, existing, existing.with_changes(fm_text, new_body)):
             return _changed_meanwhile(slug, path)
         outcome = "updated"
     _remember(store, slug, plan.remember, None if regions_only else generation.skeleton, front.remember)
@@ -286,6 +294,7 @@ def _write_whole(
         front["date"] = existing.front_matter.get("date", front["date"])
         status, _ = review_status(existing.front_matter)
         front["status"] = "in-review" if status == "approved" else status
+        front.update(publish_keys(front["status"]))
         # Same text but for lastmod is no change: lastmod moves only when something else did.
         same = dict(front, lastmod=existing.front_matter.get("lastmod", front["lastmod"]))
         if compose_draft_text(same, draft.body) == existing.text:
@@ -334,8 +343,19 @@ def set_status(path: Path, status: str) -> bool:
     existing = read_draft(path)
     if existing is None:
         raise DraftError(path, "no such draft; run `pipeline build` first")
-    if existing.front_matter.get("status") == status:
+    fm_text = existing.front_matter_text
+    if existing.front_matter.get("status") != status:
+        fm_text = set_front_matter_key(fm_text, "status", status)
+    fm_text = follow_status(fm_text, {**existing.front_matter, "status": status})
+    if fm_text == existing.front_matter_text:
         return False
-    fm_text = set_front_matter_key(existing.front_matter_text, "status", status)
     write_atomic(path, existing.with_changes(fm_text, existing.body), existing.newline)
     return True
+
+
+def _publish_as_status(path: Path, existing: DraftFile) -> bool:
+    """Bring `draft`/`published` in step with a status set by hand; False when the file changed meanwhile."""
+    fm_text = follow_status(existing.front_matter_text, existing.front_matter)
+    if fm_text == existing.front_matter_text:
+        return True
+    return write_draft(path, existing, existing.with_changes(fm_text, existing.body))

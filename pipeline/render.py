@@ -19,6 +19,7 @@ import jinja2
 from . import __version__
 from .errors import TemplateError
 from .models import Draft, Guide, Item
+from .publish import is_published
 
 ARTICLE_TEMPLATE = "layout/article.md.j2"
 CONTEXT_TEMPLATE = "partials/context.md.j2"
@@ -189,7 +190,8 @@ def front_matter(
         "slug": guide.slug,
         "date": _stamp(created),
         "lastmod": _stamp(modified),
-        "draft": True,
+        "draft": not is_published(status),  # Hugo's key
+        "published": is_published(status),  # Jekyll's: both follow status (see publish.py)
         "status": status,
         "description": guide.description,
         "audience": guide.audience,
