@@ -115,13 +115,41 @@ def _fetch(obj: Context, quiet: bool = False) -> Any:
     finally:
         if progress:
             progress.__exit__(None, None, None)
-    for feed in report.feeds:
-        if feed.message and feed.status != "skipped":  # a backed-off feed shows in `pipeline sources`
-            warn(f"feed {feed.url}: {feed.message}")
-        if feed.moved_to:
-            warn(f"feed {feed.url} moved permanently to {feed.moved_to}; update sources/feeds.toml "
-                 "to the new url (its stored items follow it)")
     return report
+
+
+def _none_fetched(report: Any) -> bool:
+    return bool(report is not None and report.feeds and not report.succeeded and report.failed)
+
+
+def _approved_again(condition: Any) -> bool:
+    """A revoked approval stays open until the draft is approved again (or is gone)."""
+    from .drafts import read_draft
+    from .publish import is_published
+
+    try:
+        draft = read_draft(Path(condition.subject))
+    except PipelineError:
+        return False
+    return draft is None or is_published(draft.front_matter.get("status", "draft"))
+
+
+def _speak(obj: Context, run: Any, *, everything: bool) -> Any:
+    """Print what needs a person and keep the ledger: a quiet run (cron) says only what is new or changed.
+
+    A person running build or fetch sees every condition the run found; the ledger then knows they were
+    said, so cron does not say them again.
+    """
+    from .conditions import reconcile
+
+    result = reconcile(obj.store.conditions(), run, now_utc().isoformat(timespec="seconds"),
+                       sticky_over=_approved_again)
+    obj.store.save_conditions(result.opened, result.closed)
+    news = {condition.key for condition in result.news}
+    for key, line in run.lines.items():
+        if everything or key in news:
+            click.echo(line, err=True)
+    return result
 
 
 # Every command that writes waits for another run's lock: cron's refresh and an editor's build meet.
@@ -145,16 +173,21 @@ def fetch(obj: Context, quiet: bool, lock_wait: float) -> None:
     \b
         pipeline fetch && pipeline items --json | head
     """
+    from .conditions import Findings, feed_findings
+
     load_feeds(obj.settings.sources_path)  # a bad feeds.toml stops here, before anything is written
     with obj.lock(lock_wait):
         report = _fetch(obj, quiet)
+        run = Findings()
+        feed_findings(run, report.feeds)
+        _speak(obj, run, everything=True)
     if not quiet:
         click.echo(
             f"fetched {len(report.feeds)} feeds: {len(report.succeeded)} ok "
             f"({sum(1 for f in report.feeds if f.status == 'not-modified')} not modified), "
             f"{len(report.failed)} failed, {report.new_items} new items"
         )
-    if report.feeds and not report.succeeded and report.failed:
+    if _none_fetched(report):
         raise click.ClickException("no feed could be fetched; check the network and sources/feeds.toml")
 
 
@@ -185,34 +218,50 @@ def items(obj: Context, as_json: bool, feed_url: str | None, limit: int | None) 
 
 def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...], regions_only: bool,
                quiet: bool, lock_wait: float = 10.0) -> Any:
+    """Fetch, build, then say what needs a person: everything found (a person), or what is new (quiet)."""
     from .build import build_drafts
+    from .conditions import Findings, ai_kinds, draft_findings, draft_kind, feed_findings, note_subject
 
     settings = obj.settings
     feeds = load_feeds(settings.sources_path)
+    run = Findings()
     with obj.lock(lock_wait):
         fetch_report = None
         if not offline:
             fetch_report = _fetch(obj)  # a progress bar appears only when stderr is a terminal
-            if fetch_report.feeds and not fetch_report.succeeded and fetch_report.failed:
-                warn("no feed could be fetched; building from the items already stored")
-        drafter = None
+            feed_findings(run, fetch_report.feeds)
+            run.look("sources/feeds.toml")
+            if _none_fetched(fetch_report):
+                run.add("sources/feeds.toml", "none-fetched", "no feed could be fetched; building from the items "
+                                                              "already stored")
+        drafter: Any = None
         if settings.model:
             from .assist import context_drafter
 
-            drafter = context_drafter(settings, obj.store, warn)
+            def model_note(note: str) -> None:
+                run.add(note_subject(note), draft_kind(note), note)
+
+            model = context_drafter(settings, obj.store, model_note)
+
+            def drafter(guide: Any, *args: Any, **kwargs: Any) -> Any:
+                run.look(str(guide.path), ai_kinds)  # its model notes are looked for only when it is drafted
+                return model(guide, *args, **kwargs)
+
         report = build_drafts(settings, obj.store, feeds, now_utc(), force=force, only=only or None,
                               regions_only=regions_only, context_drafter=drafter)
-        if drafter is not None and hasattr(drafter, "summary"):
-            summary = drafter.summary()
-            if summary:
-                click.echo(summary, err=quiet)
-    for draft in report.drafts:
-        for note in draft.notes:
-            if draft.failed:
-                click.echo(f"error: {note}", err=True)
-            else:
-                warn(note)
-    return report, fetch_report
+        draft_findings(run, report.drafts)
+        spoken = _speak(obj, run, everything=not quiet)
+        if drafter is not None:
+            _model_summary(model, quiet)
+    return report, fetch_report, spoken
+
+
+def _model_summary(model: Any, quiet: bool) -> None:
+    """The model's usage: always for a person; for cron only when the model was actually called."""
+    summary = model.summary() if hasattr(model, "summary") else None
+    called = getattr(getattr(model, "assistant", None), "calls", 0)
+    if summary and (not quiet or called):
+        click.echo(summary, err=quiet)
 
 
 @cli.command()
@@ -236,8 +285,8 @@ def build(obj: Context, offline: bool, force: bool, lock_wait: float, slugs: tup
         pipeline build templates/guides/mobile-payments.md
     """
     only = tuple(_guide_slug(obj, given) for given in slugs)
-    report, _ = _run_build(obj, offline=offline, force=force, only=only, regions_only=False, quiet=False,
-                           lock_wait=lock_wait)
+    report, _, _ = _run_build(obj, offline=offline, force=force, only=only, regions_only=False, quiet=False,
+                              lock_wait=lock_wait)
     counts = ", ".join(f"{report.count(o)} {o}" for o in ("created", "updated", "unchanged", "kept", "conflict", "error")
                        if report.count(o))
     click.echo(f"built {len(report.drafts)} drafts in {obj.settings.output_dir}: {counts or 'nothing to do'}")
@@ -279,15 +328,21 @@ def refresh(obj: Context, force: bool, lock_wait: float) -> None:
         */30 * * * * cd /srv/guides && .venv/bin/pipeline refresh  # crontab
     """
     try:
-        report, fetch_report = _run_build(obj, offline=False, force=force, only=(), regions_only=True, quiet=True,
-                                          lock_wait=lock_wait)
+        report, fetch_report, spoken = _run_build(obj, offline=False, force=force, only=(), regions_only=True,
+                                                  quiet=True, lock_wait=lock_wait)
     except LockHeld as exc:
         click.echo(f"refresh skipped: {exc.message}", err=True)
         return
+    # The exit status always says a person must act; the line only comes with news, as cron mails stderr.
+    said = {condition.subject for condition in spoken.news}
     if report.failed:
-        raise click.ClickException(f"{len(report.failed)} draft(s) could not be refreshed; see the errors above")
-    if fetch_report is not None and fetch_report.feeds and not fetch_report.succeeded and fetch_report.failed:
-        raise click.ClickException("no feed could be fetched; drafts were refreshed from stored items")
+        if any(str(draft.path) in said for draft in report.failed):
+            raise click.ClickException(f"{len(report.failed)} draft(s) could not be refreshed; see the errors above")
+        sys.exit(1)
+    if _none_fetched(fetch_report):
+        if "sources/feeds.toml" in said:
+            raise click.ClickException("no feed could be fetched; drafts were refreshed from stored items")
+        sys.exit(1)
 
 
 @cli.command()

@@ -69,6 +69,20 @@ STEPS: tuple[Step, ...] = (
         ),
         add_columns=(("feeds", "moved_to", "TEXT"),),
     ),
+    Step(
+        2,
+        "the condition ledger: what needs a person, since when, so cron reports each condition once",
+        sql=(
+            """CREATE TABLE IF NOT EXISTS conditions (
+                subject TEXT NOT NULL,   -- a draft's path or a feed's url
+                kind TEXT NOT NULL,      -- what is wrong: 'region-edited:context', 'failing', ...
+                message TEXT NOT NULL,   -- the line a person was shown
+                signature TEXT NOT NULL, -- the message with counters and times masked
+                since TEXT NOT NULL,     -- when a run first found it
+                PRIMARY KEY (subject, kind)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = STEPS[-1].version

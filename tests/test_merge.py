@@ -223,7 +223,8 @@ def test_status_moves_through_the_command_and_by_hand(built: Path) -> None:
     relative = run(built, "status", "output/mobile-payments.md", "approved")  # relative to --root
     assert relative.exit_code == 0, relative.stderr
     after = path.read_text(encoding="utf-8")
-    assert after == before.replace("\nstatus: in-review\n", "\nstatus: approved\n")
+    assert after == before.replace("\nstatus: in-review\n", "\nstatus: approved\n").replace(
+        "\ndraft: true\npublished: false\n", "\ndraft: false\npublished: true\n")  # publishing follows status
 
     edit(path, "\nstatus: approved\n", "\nstatus: draft\n")  # by hand
     assert read_draft(path).front_matter["status"] == "draft"  # type: ignore[union-attr]
