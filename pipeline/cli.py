@@ -317,9 +317,10 @@ def _guide_slug(obj: Context, given: str) -> str:
 def refresh(obj: Context, force: bool, lock_wait: float) -> None:
     """Fetch feeds and update only the Further Reading parts of existing drafts (for cron).
 
-    Quiet unless something needs a person. Exit status: 0 done (some feeds may have failed, with
-    warnings); 1 nothing could be fetched or a draft could not be written. When another run holds
-    the lock it waits briefly, then exits 0 saying so.
+    Quiet unless something new needs a person: each condition is said on the run that finds it and
+    again only when it changes (`pipeline status` lists the open ones). Exit status: 0 done (some
+    feeds may have failed); 1 nothing could be fetched or a draft could not be written. When another
+    run holds the lock it waits briefly, then exits 0 saying so.
 
     Example:
 
@@ -389,25 +390,63 @@ def sources(obj: Context, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("status", type=click.Choice(["draft", "in-review", "approved"]))
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.argument("status", type=click.Choice(["draft", "in-review", "approved"]), required=False)
+@click.option("--json", "as_json", is_flag=True, help="With no STATUS: print JSON instead of text.")
 @click.pass_obj
 @handle_errors
-def status(obj: Context, path: Path, status: str) -> None:
-    """Set a draft's review status: draft -> in-review -> approved.
+def status(obj: Context, path: Path | None, status: str | None, as_json: bool) -> None:
+    """Set a draft's review status (draft -> in-review -> approved), or list every draft's.
+
+    With no PATH: every draft with its status, what changed since it was approved, and the conditions
+    still open (what cron reported once and a person has not dealt with yet). With PATH alone: that draft.
 
     Example:
 
     \b
         pipeline status output/wechat-encryption.md approved
+        pipeline status
     """
+    if path is not None and not path.is_absolute() and obj.root_given:
+        path = obj.settings.root / path  # an explicit --root applies to PATH too
+    if status is None:
+        _list_status(obj, path, as_json)
+        return
     from .build import set_status
 
-    if not path.is_absolute() and obj.root_given:
-        path = obj.settings.root / path  # an explicit --root applies to PATH too
+    assert path is not None  # click fills PATH before STATUS
     with obj.lock():  # never between a refresh's read and its write
         changed = set_status(path, status)
     click.echo(f"{path}: status {status}" + ("" if changed else " (unchanged)"))
+
+
+def _list_status(obj: Context, only: Path | None, as_json: bool) -> None:
+    from .overview import overview
+
+    settings = obj.settings
+    conditions = obj.store.conditions()
+    drafts, other = overview(settings.output_dir, conditions, only.resolve() if only is not None else None)
+    if as_json:
+        click.echo(json.dumps({
+            "drafts": [draft.as_json(str(_shown_path(draft.path))) for draft in drafts],
+            "open": [{"subject": c.subject, "kind": c.kind, "since": c.since, "message": c.message} for c in other],
+        }, ensure_ascii=False, indent=2))
+        return
+    if not drafts and only is None:
+        click.echo(f"no drafts in {_shown_path(settings.output_dir)}; run `pipeline build`")
+    for draft in drafts:
+        approved = f" (approved {draft.approved_at})" if draft.approved_at else ""
+        click.echo(f"{_shown_path(draft.path)}: {draft.status}{approved}")
+        if draft.problem:
+            click.echo(f"    problem: {draft.problem}")
+        for change in draft.changes:
+            click.echo(f"    changed since approval, {change.at}: {change.region}: {change.summary}")
+        for condition in draft.conditions:
+            click.echo(f"    open since {condition.since}: {condition.message}")
+    if other:
+        click.echo("other open conditions:")
+        for condition in other:
+            click.echo(f"    open since {condition.since}: {condition.message}")
 
 
 @cli.command()

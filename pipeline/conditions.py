@@ -42,6 +42,8 @@ _DRAFT_KINDS = (
 )
 # Said once and open until the draft is approved again: the run that caused it will not repeat it.
 STICKY = frozenset({"approval-revoked"})
+# Shown to a person running build, never said by cron: they follow from a condition already said.
+CONSEQUENCES = frozenset({"region-follows:context"})
 AI_PREFIX = "ai:"
 
 Scope = Callable[[str], bool]  # kinds a run looked for on one subject
@@ -83,8 +85,10 @@ class Findings:
     def look(self, subject: str, scope: Scope = every_kind_but_sticky) -> None:
         self.looked.setdefault(subject, []).append(scope)
 
-    def add(self, subject: str, kind: str, message: str, level: str = "warning") -> None:
-        self.found[(subject, kind)] = message
+    def add(self, subject: str, kind: str, message: str, level: str = "warning", *, ledger: bool = True) -> None:
+        """A condition found; with `ledger=False` a line for a person only (a consequence of another one)."""
+        if ledger:
+            self.found[(subject, kind)] = message
         self.lines[(subject, kind)] = f"{level}: {message}"
 
     def looked_for(self, subject: str, kind: str) -> bool:
@@ -153,7 +157,9 @@ def draft_findings(run: Findings, drafts: Iterable[DraftReport]) -> None:
         subject = str(draft.path)
         run.look(subject)
         for note in draft.notes:
-            run.add(subject, draft_kind(note), note, "error" if draft.failed else "warning")
+            kind = draft_kind(note)
+            # A region kept because the region it cites was kept is part of that condition, not news.
+            run.add(subject, kind, note, "error" if draft.failed else "warning", ledger=kind not in CONSEQUENCES)
 
 
 def note_subject(note: str) -> str:

@@ -51,8 +51,9 @@ class SQLStore:
 
     def _steps_to_run(self, version: int) -> tuple[Step, ...]:
         steps = migrations.pending(version)
-        # A store made before versions existed (version 0) may already hold all of step 1.
-        if version == 0 and steps and steps[0].version == 1 and self._holds(steps[0]):
+        # A store made before versions existed (version 0) may already hold step 1 (or more): only what
+        # it lacks is run, and a store holding every step is not written at all.
+        while version == 0 and steps and self._holds(steps[0]):
             steps = steps[1:]
         return steps
 
