@@ -33,6 +33,7 @@ from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item, Outcome
 from .policy import (
     STATUSES,
+    Status,
     after_change,
     decide_regions,
     generated_keys,
@@ -277,13 +278,20 @@ def _update(
     state = replace(last, regions={**last.regions, **plan.remember}, front_matter=front.remember,
                     skeleton=last.skeleton if regions_only else generation.skeleton)
 
+    return _finish(slug, path, existing, status, front.text, body.body, str(draft.front_matter["lastmod"]),
+                   state, notes)
+
+
+def _finish(slug: str, path: Path, existing: DraftFile, status: Status, front_text: str, body: str, lastmod: str,
+            state: DraftState, notes: list[str]) -> DraftReport:
+    """Write the merged draft (and its state) when anything changed, publishing as its status says."""
     fm_text, new_body = existing.front_matter_text, existing.body
     status_notes: tuple[str, ...] = ()
-    if front.text != existing.front_matter_text or body.body != existing.body:
+    if front_text != existing.front_matter_text or body != existing.body:
         # Front matter alone counts too: an approved draft never changes silently.
-        fm_text, status_notes = after_change(path, status, front.text)
-        fm_text = set_front_matter_key(fm_text, "lastmod", draft.front_matter["lastmod"])
-        new_body = body.body
+        fm_text, status_notes = after_change(path, status, front_text)
+        fm_text = set_front_matter_key(fm_text, "lastmod", lastmod)
+        new_body = body
     # Publishing follows whatever status the draft now has: set by hand, or sent back just now.
     fm_text = follow_status(fm_text, existing.front_matter if fm_text == existing.front_matter_text else None)
     if fm_text == existing.front_matter_text and new_body == existing.body:
