@@ -69,8 +69,10 @@ STEPS: tuple[Step, ...] = (
         ),
         add_columns=(("feeds", "moved_to", "TEXT"),),
     ),
+    Step(2, "items keep the feed's summary as plain text: evidence of relevance",
+         add_columns=(("items", "summary", "TEXT"),)),
     Step(
-        2,
+        3,
         "the condition ledger: what needs a person, since when, so cron reports each condition once",
         sql=(
             """CREATE TABLE IF NOT EXISTS conditions (

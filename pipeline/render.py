@@ -18,8 +18,7 @@ import jinja2
 
 from . import __version__
 from .errors import TemplateError
-from .models import Draft, Guide, Item
-from .publish import is_published
+from .models import STATUSES, Draft, Guide, Item
 from .urls import is_web_url
 
 ARTICLE_TEMPLATE = "layout/article.md.j2"
@@ -179,8 +178,6 @@ def front_matter(
     items: Sequence[Item],
     created: dt.datetime,
     modified: dt.datetime,
-    status: str = "draft",
-    extra: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """The draft's front matter, in the order a reviewer reads it."""
     data: dict[str, object] = {
@@ -188,9 +185,9 @@ def front_matter(
         "slug": guide.slug,
         "date": _stamp(created),
         "lastmod": _stamp(modified),
-        "draft": not is_published(status),  # Hugo's key
-        "published": is_published(status),  # Jekyll's: both follow status (see publish.py)
-        "status": status,
+        "draft": True,  # Hugo's key: a new draft is not published ...
+        "published": False,  # ... nor for Jekyll; both follow status from here on (see publish.py)
+        "status": STATUSES[0],  # a new draft starts at the beginning
         "description": guide.description,
         "audience": guide.audience,
         "tags": list(guide.tags),
@@ -203,8 +200,6 @@ def front_matter(
         ],
         "generator": f"pipeline {__version__}",
     }
-    if extra:
-        data.update(extra)
     return data
 
 

@@ -81,21 +81,22 @@ def test_a_batch_with_one_bad_row_saves_nothing(store_location: str) -> None:
         assert store.items() == []
 
 
-NEXT = migrations.latest() + 1  # the version a future step of the pipeline would have
-STEP_2 = Step(NEXT, "a test table and column", sql=("CREATE TABLE IF NOT EXISTS notes (slug TEXT PRIMARY KEY, body TEXT)",),
-              add_columns=(("items", "summary", "TEXT"),))
+NEXT = migrations.latest() + 1  # a step this pipeline does not have yet
+STEP_NEXT = Step(NEXT, "a test table and column",
+                 sql=("CREATE TABLE IF NOT EXISTS notes (slug TEXT PRIMARY KEY, body TEXT)",),
+                 add_columns=(("items", "test_note", "TEXT"),))
 
 
 def test_a_new_step_upgrades_an_old_store_in_place_and_an_older_pipeline_refuses_it(
         store_location: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with open_store(store_location) as store:
         store.save_items([item("kept", dt.date(2026, 3, 1))], NOW)
-    monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, STEP_2))
+    monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, STEP_NEXT))
     with open_store(store_location) as store:
         assert [i.guid for i in store.items()] == ["kept"]
         assert "notes" in store.tables()
         columns, rows = store.dump("items")
-        assert "summary" in columns and rows[0][columns.index("summary")] is None
+        assert "test_note" in columns and rows[0][columns.index("test_note")] is None
     with open_store(store_location) as store:  # a second open finds nothing to do
         assert store.row_count("items") == 1
     monkeypatch.undo()
