@@ -327,9 +327,7 @@ def _update(
     front = merge_front_matter(path, existing, draft.front_matter, last.front_matter, plan.kept_keys,
                                regions_only=regions_only, force=force)
     notes += [*plan.notes, *body.notes, *front.notes]
-    # An approval first noticed now is recorded as the draft will read once published as approved.
-    judged = judge_status(path, status, front.text, last, _published_text(existing),
-                          _changes(existing, plan, front.text),
+    judged = judge_status(path, status, front.text, last, existing.text, _changes(existing, plan, front.text),
                           {name: voucher(name, draft.front_matter) for name in (*plan.write, FRONT_MATTER)}, at)
     # A region left alone keeps its old record, so a reviewer who undoes their edit hands the region
     # back to the pipeline; refresh never moves the skeleton (only `build` merges guide changes).
@@ -371,23 +369,18 @@ def _left_whole(path: Path, existing: DraftFile, last: DraftState | None, status
     if last is None or not last.has_record:
         return NO_RECORD.format(path=path)
     if status == "approved" and not regions_only:
-        published = _publish_as_status(path, existing, last)
-        if published is None:
+        _note_approval(path, existing, last, at)  # as the reviewer approved it; publishing follows
+        if not _publish_as_status(path, existing):
             return f"{path}: changed on disk while the pipeline worked on it; left alone until the next run"
-        _note_approval(path, published, last, at)
         return f"{path}: approved; body left alone (use --force to regenerate)"
     return None
 
 
-def _publish_as_status(path: Path, existing: DraftFile, last: DraftState) -> DraftFile | None:
-    """The draft with `draft`/`published` brought in step with a status set by hand (written when they
-    were not); None when a reviewer saved the file meanwhile."""
+def _publish_as_status(path: Path, existing: DraftFile) -> bool:
+    """Bring `draft`/`published` in step with a status set by hand; False when a reviewer saved the
+    file meanwhile (it is left alone)."""
     text = _published_text(existing)
-    if text == existing.text:
-        return existing
-    if not write_draft(path, existing, text, last):
-        return None
-    return split_draft(path, text)
+    return text == existing.text or write_draft(path, existing, text)
 
 
 def _changes(existing: DraftFile, plan: RegionPlan, fm_text: str) -> dict[str, tuple[str, str]]:
