@@ -71,8 +71,10 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(2, "items keep the feed's summary as plain text: evidence of relevance",
          add_columns=(("items", "summary", "TEXT"),)),
+    Step(3, "items keep the publisher's site an aggregator names, to list the publisher's own copy",
+         add_columns=(("items", "source_url", "TEXT"),)),
     Step(
-        3,
+        4,
         "the condition ledger: what needs a person, since when, so cron reports each condition once",
         sql=(
             """CREATE TABLE IF NOT EXISTS conditions (
