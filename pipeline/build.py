@@ -27,7 +27,7 @@ from .drafts import (
     split_draft,
     write_atomic,
 )
-from .errors import DraftError, GuideError, PipelineError
+from .errors import DraftError, GuideError, PipelineError, StoreError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item, Outcome
@@ -232,6 +232,8 @@ def build_drafts(
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
             store.save_fingerprint(slug, inputs.draft(guide_path, chosen, _draft_bytes(settings, slug), guide_bytes)
                                    if clean else None)
+        except StoreError:
+            raise  # the store is gone (e.g. the server stopped): stop the run, with one line
         except PipelineError as exc:
             report = DraftReport(slug, path, "error", (exc.message,))
         reports.append(report)
