@@ -251,3 +251,23 @@ class ListReading:
     choices: ListChoices  # remembered choices plus what the reviewer did since the last write
     recorded: bool = True  # False: no record of what the pipeline last wrote, so nothing was derived
     unreadable: tuple[int, str] | None = None  # (line within the list, why) of the first line not an entry
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Something that needs a person (a hand-edited region, a failing feed...), as the ledger keeps it.
+
+    Identity is (subject, kind): a draft's path or a feed's URL, and what is wrong with it. `signature`
+    is the message with its counters and times masked: a condition is reported again only when that
+    changes, never because a count moved on.
+    """
+
+    subject: str
+    kind: str
+    message: str
+    signature: str
+    since: str  # ISO time of the run that first found it
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.subject, self.kind)
