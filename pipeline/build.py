@@ -335,7 +335,9 @@ def _update(
                     approved=judged.approved, changes_since_approval=judged.changes)
 
     if front.text == existing.front_matter_text and body.body == existing.body:
-        save_state(path.parent, slug, replace(state, draft_sha256=text_sha256(existing.text)))
+        # The draft is not ours to re-hash: its state changes only when what it records does, so a
+        # reviewer's edit and a run on another machine do not both touch the state in git.
+        save_state(path.parent, slug, state)
         return DraftReport(slug, path, "unchanged", tuple(notes))
     fm_text = set_front_matter_key(judged.front_matter_text, "lastmod", draft.front_matter["lastmod"])
     if not write_draft(path, existing, existing.with_changes(fm_text, body.body), state):
@@ -369,8 +371,7 @@ def _changes(existing: DraftFile, plan: RegionPlan, fm_text: str) -> dict[str, t
 def _note_approval(path: Path, existing: DraftFile, last: DraftState, at: str) -> None:
     """An approval set by hand since the last run is recorded, as the text the draft had."""
     if last.approved is None and last.has_record:
-        save_state(path.parent, path.stem, replace(last, approved=Approval(at, existing.text), changes_since_approval=(),
-                                                   draft_sha256=text_sha256(existing.text)))
+        save_state(path.parent, path.stem, replace(last, approved=Approval(at, existing.text), changes_since_approval=()))
 
 
 def _changed_meanwhile(slug: str, path: Path) -> DraftReport:
@@ -456,8 +457,7 @@ def set_status(path: Path, status: str, now: dt.datetime | None = None) -> bool:
     last = load_state(path.parent, path.stem) or DraftState()
     if existing.front_matter.get("status") == status:
         if status == "approved" and last.approved is None:  # approved by hand: recorded now
-            approved = _approval(last, existing.text, now)
-            save_state(path.parent, path.stem, replace(approved, draft_sha256=text_sha256(existing.text)))
+            save_state(path.parent, path.stem, _approval(last, existing.text, now))
         return False
     fm_text = set_front_matter_key(existing.front_matter_text, "status", status)
     text = existing.with_changes(fm_text, existing.body)
