@@ -172,3 +172,32 @@ def test_with_a_model_a_run_with_nothing_new_prints_nothing(project: Path, feed_
     assert len(chat_server.requests) > calls
     assert "model openai:gpt-4o-mini: 1 call" in news.stderr
     assert run(project, "refresh", env=model).stderr == ""
+
+
+def test_status_shows_what_changed_since_approval_and_when(built: Path, feed_server) -> None:
+    path = draft_path(built)
+    run(built, "status", str(path), "approved")
+    gain_story(feed_server, NEW_STORY)
+    assert run(built, "refresh", epoch=1740830400 + 1800).exit_code == 0
+    assert "status: approved" in path.read_text(encoding="utf-8")  # a list change keeps the approval
+
+    entry = {d["path"]: d for d in listing(built)["drafts"]}[str(path)]
+    assert entry["status"] == "approved" and entry["approved_at"] == "2025-03-01T12:00:00Z"
+    changes = [(c["at"], c["region"], c["summary"]) for c in entry["changes_since_approval"]]
+    assert changes[0][:2] == ("2025-03-01T12:30:00Z", "further-reading"), changes
+    assert changes[0][2].startswith("1 story added"), changes
+    text = run(built, "status").stdout
+    assert "mobile-payments.md: approved (approved 2025-03-01T12:00:00Z)" in text
+    assert "    changed since approval, 2025-03-01T12:30:00Z: further-reading: 1 story added" in text
+
+
+def test_the_conditions_of_a_deleted_draft_end_with_it(built: Path) -> None:
+    path = draft_path(built)
+    hand_edit(path)
+    assert "was edited by hand" in run(built, "refresh").stderr
+    guide = built / "templates" / "guides" / "mobile-payments.md"
+    guide.unlink()
+    path.unlink()
+    assert run(built, "refresh").stderr == ""
+    listed = listing(built)
+    assert listed["open"] == [] and all(d["open"] == [] for d in listed["drafts"])
