@@ -12,14 +12,14 @@ from review_support import NEW_STORY, PAYMENT_STORIES, Story, draft_path, gain_s
 from pipeline.conditions import Findings, reconcile, signature
 from pipeline.models import Condition
 
-HAND = "🔸 Alipay raises the limit (Dana checked: 5,000 yuan)"
+HAND = "Dana checked: the limit is 5,000 yuan."  # a line in the list that is not an entry: the list is left alone
 
 
 def hand_edit(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     head = f"🔸 {PAYMENT_STORIES[0].headline}"
     assert head in text
-    path.write_text(text.replace(head, HAND, 1), encoding="utf-8")
+    path.write_text(text.replace(head, f"{HAND}\n\n{head}", 1), encoding="utf-8")
 
 
 def listing(root: Path) -> dict:
@@ -44,8 +44,7 @@ def test_a_hand_edited_region_is_said_once_listed_while_open_and_said_again_when
     assert [c["kind"] for c in opened] == ["region-edited:further-reading"]
 
     # The reviewer puts the list back: the condition is over, quietly; editing again is news again.
-    path.write_text(path.read_text(encoding="utf-8").replace(HAND, f"🔸 {PAYMENT_STORIES[0].headline}"),
-                    encoding="utf-8")
+    path.write_text(path.read_text(encoding="utf-8").replace(f"{HAND}\n\n", ""), encoding="utf-8")
     assert run(built, "refresh").stderr == ""
     assert {d["path"]: d for d in listing(built)["drafts"]}[str(path)]["open"] == []
     hand_edit(path)

@@ -71,7 +71,7 @@ def hand_edit_first_entry(root: Path, slug: str) -> tuple[str, str]:
     text = path.read_text(encoding="utf-8")
     start = text.index("🔸 ", text.index("<!-- pipeline:begin further-reading"))
     line = text[start:text.index("\n", start)]
-    edited = line + " (checked by Dana)"
+    edited = "Dana checked these stories.\n\n" + line  # a line that is not an entry: the list is left alone
     path.write_text(text.replace(line, edited, 1), encoding="utf-8")
     return line, edited
 
