@@ -173,7 +173,7 @@ def items(obj: Context, as_json: bool, feed_url: str | None, limit: int | None) 
 
 
 def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...], regions_only: bool,
-               quiet: bool, lock_wait: float = 10.0) -> Any:
+               quiet: bool, lock_wait: float = 10.0, check_links: bool = False) -> Any:
     from .build import build_drafts
     from .lock import run_lock
 
@@ -190,8 +190,13 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
             from .assist import context_drafter
 
             drafter = context_drafter(settings, obj.store, warn)
+        links = None
+        if check_links and not offline and settings.check_links:
+            from .linkcheck import link_health
+
+            links = link_health(settings, obj.store, now_utc(), warn)
         report = build_drafts(settings, obj.store, feeds, now_utc(), force=force, only=only or None,
-                              regions_only=regions_only, context_drafter=drafter)
+                              regions_only=regions_only, context_drafter=drafter, links=links)
         if drafter is not None and hasattr(drafter, "summary"):
             summary = drafter.summary()
             if summary:
@@ -234,12 +239,15 @@ def build(obj: Context, offline: bool, force: bool, lock_wait: float, slugs: tup
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Replace hand-edited Further Reading and context regions too.")
+@click.option("--offline", is_flag=True, help="Do not fetch feeds or check links; refresh from what is stored.")
 @_LOCK_WAIT
 @click.pass_obj
 @handle_errors
-def refresh(obj: Context, force: bool, lock_wait: float) -> None:
+def refresh(obj: Context, force: bool, offline: bool, lock_wait: float) -> None:
     """Fetch feeds and update only the Further Reading parts of existing drafts (for cron).
 
+    Checks the links drafts list (each at most once a day; `check_links = false` in [tool.pipeline]
+    turns it off): a dead story is dropped and its slot refilled, a moved one takes its new URL.
     Quiet unless something needs a person. Exit status: 0 done (some feeds may have failed, with
     warnings); 1 nothing could be fetched or a draft could not be written. When another run holds
     the lock it waits briefly, then exits 0 saying so.
@@ -251,8 +259,8 @@ def refresh(obj: Context, force: bool, lock_wait: float) -> None:
         */30 * * * * cd /srv/guides && .venv/bin/pipeline refresh  # crontab
     """
     try:
-        report, fetch_report = _run_build(obj, offline=False, force=force, only=(), regions_only=True, quiet=True,
-                                          lock_wait=lock_wait)
+        report, fetch_report = _run_build(obj, offline=offline, force=force, only=(), regions_only=True, quiet=True,
+                                          lock_wait=lock_wait, check_links=True)
     except LockHeld as exc:
         click.echo(f"refresh skipped: {exc.message}", err=True)
         return
@@ -388,8 +396,42 @@ def explain(obj: Context, slug: str) -> None:
 
 
 def _excluded_links(obj: Context) -> frozenset[str]:
-    """Links selection must skip (dead ones): none until link health says otherwise."""
-    return frozenset()
+    """Links selection skips: the ones link health found dead."""
+    return frozenset(url for url, check in obj.store.link_checks().items() if check.verdict == "dead")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.pass_obj
+@handle_errors
+def links(obj: Context, as_json: bool) -> None:
+    """List every link the drafts' Further Reading lists, with its verdict and last check.
+
+    Verdicts come from `pipeline refresh`: ok, moved, unverified (kept), dead (dropped).
+
+    Example:
+
+    \b
+        pipeline links
+    """
+    from .linkcheck import listed_links
+
+    checks = obj.store.link_checks()
+    rows: list[dict[str, Any]] = []
+    for url, slugs in sorted(listed_links(obj.settings.output_dir).items()):
+        check = checks.get(url)
+        rows.append({"url": url, "drafts": list(slugs), "verdict": check.verdict if check else "unchecked",
+                     "last_check": check.checked_at.strftime("%Y-%m-%d %H:%M") if check else None,
+                     "status": check.status if check else None, "detail": check.detail if check else ""})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'VERDICT':<11} {'LAST CHECK':<16} {'DRAFTS':<24} URL / DETAIL")
+    for row in rows:
+        click.echo(f"{row['verdict']:<11} {row['last_check'] or 'never':<16} {', '.join(row['drafts'])[:24]:<24} "
+                   f"{row['url']}")
+        if row["detail"]:
+            click.echo(f"{'':53}{row['detail']}")
 
 
 @cli.command()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .errors import StoreError
 from . import migrations
 from .migrations import Step, tables_created
-from .models import FeedState, Item
+from .models import FeedState, Item, LinkCheck
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -179,6 +179,38 @@ class SQLStore:
         found.sort(key=lambda item: item.date is None)
         return found
 
+    # -- link health ---------------------------------------------------------------------------
+
+    def link_checks(self) -> dict[str, LinkCheck]:
+        """The last verdict on every link ever checked."""
+        rows = self._query("SELECT * FROM link_checks")
+        return {check.url: check for check in sorted(self._read(_link_check, rows), key=lambda c: c.url)}
+
+    def save_link_checks(self, checks: Iterable[LinkCheck]) -> None:
+        """Record new verdicts: each replaces the link's last one and joins its history."""
+        rows = list(checks)
+        if not rows:
+            return
+        with self.transaction():
+            self._executemany(
+                """INSERT INTO link_checks (url, verdict, checked_at, status, detail, moved_to, strikes)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET
+                     verdict = excluded.verdict, checked_at = excluded.checked_at, status = excluded.status,
+                     detail = excluded.detail, moved_to = excluded.moved_to, strikes = excluded.strikes""",
+                [(c.url, c.verdict, c.checked_at.isoformat(), c.status, c.detail, c.moved_to, c.strikes)
+                 for c in rows],
+            )
+            self._executemany(
+                "INSERT INTO link_history (url, checked_at, verdict, status, detail) VALUES (?, ?, ?, ?, ?)",
+                [(c.url, c.checked_at.isoformat(), c.verdict, c.status, c.detail) for c in rows],
+            )
+
+    def link_history(self, url: str) -> list[tuple[str, str, int | None]]:
+        """(checked_at, verdict, status) of every check of one link, oldest first."""
+        rows = self._query("SELECT checked_at, verdict, status FROM link_history WHERE url = ?", (url,))
+        return sorted((str(r["checked_at"]), str(r["verdict"]), r["status"]) for r in rows)
+
     # -- what was last generated, per draft ----------------------------------------------------
 
     def generated(self, slug: str) -> dict[str, str]:
@@ -323,4 +355,16 @@ def _item(row: Row) -> Item:
         first_seen=_parse_dt(row["first_seen"]),
         summary=row["summary"] or "",
         source_url=row["source_url"] or "",
+    )
+
+
+def _link_check(row: Row) -> LinkCheck:
+    return LinkCheck(
+        url=row["url"],
+        verdict=row["verdict"],
+        checked_at=dt.datetime.fromisoformat(row["checked_at"]),
+        status=row["status"],
+        detail=row["detail"] or "",
+        moved_to=row["moved_to"],
+        strikes=row["strikes"] or 0,
     )
