@@ -141,6 +141,13 @@ class PostgresStore(SQLStore):
     def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
         return int(self.conn.execute(self._pg(sql), tuple(params)).rowcount)
 
+    def _write_one(self, sql: str, params: Sequence[object] = ()) -> None:
+        # Autocommit: one statement is its own transaction, one round trip instead of three.
+        try:
+            self.conn.execute(self._pg(sql), tuple(params))
+        except self._psycopg.Error as exc:
+            raise self._failure(exc, "write failed") from exc
+
     def _executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         with self.conn.cursor() as cursor:
             cursor.executemany(self._pg(sql), rows)

@@ -104,21 +104,20 @@ class SQLStore:
         return {state.url: state for state in sorted(states, key=lambda s: s.url)}
 
     def save_feed_state(self, state: FeedState) -> None:
-        with self.transaction():
-            self._execute(
-                """INSERT INTO feeds (url, etag, last_modified, last_attempt, last_success, last_status,
-                                      last_error, consecutive_failures, retry_after, moved_to)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (url) DO UPDATE SET
-                     etag = excluded.etag, last_modified = excluded.last_modified,
-                     last_attempt = excluded.last_attempt, last_success = excluded.last_success,
-                     last_status = excluded.last_status, last_error = excluded.last_error,
-                     consecutive_failures = excluded.consecutive_failures,
-                     retry_after = excluded.retry_after, moved_to = excluded.moved_to""",
-                (state.url, state.etag, state.last_modified, _iso(state.last_attempt), _iso(state.last_success),
-                 state.last_status, state.last_error, state.consecutive_failures, _iso(state.retry_after),
-                 state.moved_to),
-            )
+        self._write_one(
+            """INSERT INTO feeds (url, etag, last_modified, last_attempt, last_success, last_status,
+                                  last_error, consecutive_failures, retry_after, moved_to)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (url) DO UPDATE SET
+                 etag = excluded.etag, last_modified = excluded.last_modified,
+                 last_attempt = excluded.last_attempt, last_success = excluded.last_success,
+                 last_status = excluded.last_status, last_error = excluded.last_error,
+                 consecutive_failures = excluded.consecutive_failures,
+                 retry_after = excluded.retry_after, moved_to = excluded.moved_to""",
+            (state.url, state.etag, state.last_modified, _iso(state.last_attempt), _iso(state.last_success),
+             state.last_status, state.last_error, state.consecutive_failures, _iso(state.retry_after),
+             state.moved_to),
+        )
 
     def rename_feed(self, old_url: str, new_url: str) -> int:
         """Carry state and items over when a feed moved permanently; returns the items carried."""
@@ -199,12 +198,11 @@ class SQLStore:
 
     def save_fingerprint(self, slug: str, digest: str | None) -> None:
         """Remember a draft's fingerprint; None forgets it, so the draft is looked at next time."""
-        with self.transaction():
-            if digest is None:
-                self._execute("DELETE FROM fingerprints WHERE slug = ?", (slug,))
-            else:
-                self._execute("""INSERT INTO fingerprints (slug, digest) VALUES (?, ?)
-                                 ON CONFLICT (slug) DO UPDATE SET digest = excluded.digest""", (slug, digest))
+        if digest is None:
+            self._write_one("DELETE FROM fingerprints WHERE slug = ?", (slug,))
+        else:
+            self._write_one("""INSERT INTO fingerprints (slug, digest) VALUES (?, ?)
+                               ON CONFLICT (slug) DO UPDATE SET digest = excluded.digest""", (slug, digest))
 
     # -- model response cache ----------------------------------------------------------------
 
@@ -213,13 +211,12 @@ class SQLStore:
         return str(rows[0]["response"]) if rows else None
 
     def cache_response(self, key: str, model: str, response: str, created: dt.datetime) -> None:
-        with self.transaction():
-            self._execute(
-                """INSERT INTO model_cache (key, model, response, created) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (key) DO UPDATE SET model = excluded.model, response = excluded.response,
-                     created = excluded.created""",
-                (key, model, response, created.isoformat()),
-            )
+        self._write_one(
+            """INSERT INTO model_cache (key, model, response, created) VALUES (?, ?, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET model = excluded.model, response = excluded.response,
+                 created = excluded.created""",
+            (key, model, response, created.isoformat()),
+        )
 
     # -- whole tables, for `pipeline store copy` ------------------------------------------------
 
@@ -267,6 +264,11 @@ class SQLStore:
     def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run one statement inside a transaction; returns the rows it changed."""
         raise NotImplementedError
+
+    def _write_one(self, sql: str, params: Sequence[object] = ()) -> None:
+        """One statement that is a write unit by itself (a backend may spare the BEGIN and COMMIT)."""
+        with self.transaction():
+            self._execute(sql, params)
 
     def _executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         raise NotImplementedError
