@@ -342,6 +342,57 @@ def store_copy(source: str, target: str, force: bool) -> None:
 
 
 @cli.command()
+@click.argument("slug")
+@click.pass_obj
+@handle_errors
+def explain(obj: Context, slug: str) -> None:
+    """Show the stories a guide considered for Further Reading, with score and reason.
+
+    Every stored story in the guide's age window holding one of its keywords or phrases is listed,
+    the chosen ones first, so an editor can tune keywords, phrases, exclude and require.
+
+    Example:
+
+    \b
+        pipeline explain wechat-encryption
+    """
+    import datetime as dt
+
+    from .guides import load_guide
+    from .select import ENOUGH_EVIDENCE, Candidates
+
+    settings = obj.settings
+    guide_path = settings.guides_dir / f"{slug}.md"
+    if not guide_path.is_file():
+        raise click.ClickException(f"{guide_path}: no such guide")
+    guide = load_guide(guide_path)
+    feeds = load_feeds(settings.sources_path)
+    now = now_utc()
+    window = Candidates(obj.store.items(since=now.date() - dt.timedelta(days=guide.max_age_days)), now,
+                        guide.max_age_days)
+    considered = window.explain(guide, {feed.url: feed.tags for feed in feeds}, _excluded_links(obj))
+    words = "; ".join(f"{name} [{', '.join(values)}]" for name, values in (
+        ("keywords", guide.keywords), ("phrases", guide.phrases), ("exclude", guide.exclude),
+        ("require", guide.require), ("tags", guide.tags)) if values)
+    click.echo(f"{slug}: {words or 'no keywords or phrases: nothing can be chosen'}")
+    click.echo(f"up to {guide.further_reading_count} stories from the last {guide.max_age_days} days; "
+               f"a story needs a score of {ENOUGH_EVIDENCE} from keywords and phrases")
+    if not considered:
+        click.echo("no stored story holds any of the guide's keywords or phrases")
+    for entry in considered:
+        item = entry.item
+        mark = "+" if entry.chosen else "-"
+        date = item.date.isoformat() if item.date else "----------"
+        click.echo(f"{mark} {entry.score:>3}  {date}  {item.source[:24]:<24}  {item.headline}")
+        click.echo(f"{'':7}{entry.reason}")
+
+
+def _excluded_links(obj: Context) -> frozenset[str]:
+    """Links selection must skip (dead ones): none until link health says otherwise."""
+    return frozenset()
+
+
+@cli.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("status", type=click.Choice(STATUSES))
 @click.pass_obj
