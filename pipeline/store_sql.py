@@ -116,7 +116,7 @@ class SQLStore:
                  consecutive_failures = excluded.consecutive_failures,
                  retry_after = excluded.retry_after, moved_to = excluded.moved_to""",
             (state.url, state.etag, state.last_modified, _iso(state.last_attempt), _iso(state.last_success),
-             state.last_status, state.last_error, state.consecutive_failures, _iso(state.retry_after),
+             state.last_status, _text(state.last_error), state.consecutive_failures, _iso(state.retry_after),
              state.moved_to),
         )
 
@@ -139,8 +139,11 @@ class SQLStore:
     def save_items(self, items: Iterable[Item], seen_at: dt.datetime) -> int:
         """Insert new items and refresh known ones; first_seen never moves. Returns how many are new."""
         seen = seen_at.isoformat()
-        rows = [(item.feed_url, item.guid, item.headline, item.source, item.date.isoformat() if item.date else None,
-                 item.url, seen, item.summary, seen) for item in items]
+        # Feed text is untrusted: a NUL character, which PostgreSQL cannot store in text, is dropped on
+        # every backend, so both keep the same item.
+        rows = [(_text(item.feed_url), _text(item.guid), _text(item.headline), _text(item.source),
+                 item.date.isoformat() if item.date else None, _text(item.url), seen, _text(item.summary), seen)
+                for item in items]
         if not rows:
             return 0
         with self.transaction():
@@ -295,6 +298,10 @@ class SQLStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+def _text(value: str | None) -> str | None:
+    return value.replace("\x00", "") if value and "\x00" in value else value
 
 
 def _feed_state(row: Row) -> FeedState:

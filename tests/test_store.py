@@ -73,6 +73,12 @@ def test_generated_parts_fingerprints_and_model_cache_are_kept(store_location: s
         assert store.cached_response("k") == "second" and store.cached_response("other") is None
 
 
+def test_a_nul_character_in_feed_text_is_dropped_alike_on_every_backend(store_location: str) -> None:
+    with open_store(store_location) as store:
+        assert store.save_items([item("g\x00", None, headline="Alipay\x00 news")], NOW) == 1
+        assert [(i.guid, i.headline) for i in store.items()] == [("g", "Alipay news")]
+
+
 def test_a_batch_with_one_bad_row_saves_nothing(store_location: str) -> None:
     bad = Item(FEED, "bad", None, "Pub", None, "https://news.example/bad")  # type: ignore[arg-type]
     with open_store(store_location) as store:
