@@ -142,17 +142,19 @@ class SQLStore:
         # Feed text is untrusted: a NUL character, which PostgreSQL cannot store in text, is dropped on
         # every backend, so both keep the same item.
         rows = [(_text(item.feed_url), _text(item.guid), _text(item.headline), _text(item.source),
-                 item.date.isoformat() if item.date else None, _text(item.url), seen, _text(item.summary), seen)
+                 item.date.isoformat() if item.date else None, _text(item.url), seen, _text(item.summary),
+                 _text(item.source_url), seen)
                 for item in items]
         if not rows:
             return 0
         with self.transaction():
             inserted = self._returning(
-                """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen, summary)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen, summary, source_url)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (feed_url, guid) DO UPDATE SET
                      headline = excluded.headline, source = excluded.source,
-                     date = excluded.date, url = excluded.url, summary = excluded.summary
+                     date = excluded.date, url = excluded.url, summary = excluded.summary,
+                     source_url = excluded.source_url
                    RETURNING (first_seen = ?) AS inserted""",
                 rows,
             )
@@ -330,4 +332,5 @@ def _item(row: Row) -> Item:
         url=row["url"],
         first_seen=_parse_dt(row["first_seen"]),
         summary=row["summary"] or "",
+        source_url=row["source_url"] or "",
     )
