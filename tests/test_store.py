@@ -120,3 +120,17 @@ def test_a_step_that_fails_leaves_the_store_at_its_old_version(
     monkeypatch.undo()
     with open_store(store_location) as store:  # still the old version, and the first statement was undone
         assert "notes" not in store._tables()  # type: ignore[attr-defined]
+
+
+def test_the_condition_ledger_is_kept_alike_on_every_backend(store_location: str) -> None:
+    from pipeline.models import Condition
+
+    first = Condition("output/visa.md", "region-edited:context", "edited by hand", "edited by hand", "2026-03-01")
+    feed = Condition(FEED, "failing", "3 failures", "# failures", "2026-03-02")
+    with open_store(store_location) as store:
+        store.save_conditions([feed, first], [])
+        store.save_conditions([], [])  # nothing found, nothing over: nothing changes
+        assert store.conditions() == [first, feed]  # oldest first
+        store.save_conditions([Condition(FEED, "failing", "4 failures", "# failures", "2026-03-02")],
+                              [("output/visa.md", "region-edited:context")])
+        assert [(c.subject, c.message) for c in store.conditions()] == [(FEED, "4 failures")]
