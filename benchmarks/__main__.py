@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .feedhosts import FeedHosts, loopback_aliases_work
+from .postgres import bench_postgres
 from .workload import make_project, write_feeds_toml
 
 BIN = Path(sys.executable).parent
@@ -274,11 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="Small sizes, one run each, no one-by-one fetch: a smoke test, not a measurement.")
-    parser.add_argument("--only", choices=["build", "fetch", "startup", "scale", "links"], action="append",
-                        help="Run only these parts (repeatable).")
+    parser.add_argument("--only", choices=["build", "fetch", "startup", "scale", "postgres", "links"],
+                        action="append", help="Run only these parts (repeatable).")
     args = parser.parse_args(argv)
-    parts = set(args.only or ["build", "fetch", "startup", "scale", "links"])
-    if "fetch" in parts or "scale" in parts or "links" in parts:
+    parts = set(args.only or ["build", "fetch", "startup", "scale", "postgres", "links"])
+    if parts & {"fetch", "scale", "postgres", "links"}:
         if not loopback_aliases_work():
             print("cannot bind 127.0.0.2: the fetch benchmarks need loopback aliases (Linux has them)")
             return 2
@@ -295,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             results += bench_build(work, 20 if quick else 1000, 1 if quick else 3)
         if "fetch" in parts:
             results += bench_fetch(work, 8 if quick else 40, quick)
+        if "postgres" in parts:
+            results += bench_postgres(work, 20 if quick else 1000, 8 if quick else 40, 1 if quick else 3,
+                                      lambda command: run(command).wall, pipeline, line)
         if "links" in parts:
             results += bench_links()
         if "scale" in parts:

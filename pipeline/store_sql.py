@@ -105,21 +105,20 @@ class SQLStore:
         return {state.url: state for state in sorted(states, key=lambda s: s.url)}
 
     def save_feed_state(self, state: FeedState) -> None:
-        with self.transaction():
-            self._execute(
-                """INSERT INTO feeds (url, etag, last_modified, last_attempt, last_success, last_status,
-                                      last_error, consecutive_failures, retry_after, moved_to)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (url) DO UPDATE SET
-                     etag = excluded.etag, last_modified = excluded.last_modified,
-                     last_attempt = excluded.last_attempt, last_success = excluded.last_success,
-                     last_status = excluded.last_status, last_error = excluded.last_error,
-                     consecutive_failures = excluded.consecutive_failures,
-                     retry_after = excluded.retry_after, moved_to = excluded.moved_to""",
-                (state.url, state.etag, state.last_modified, _iso(state.last_attempt), _iso(state.last_success),
-                 state.last_status, state.last_error, state.consecutive_failures, _iso(state.retry_after),
-                 state.moved_to),
-            )
+        self._write_one(
+            """INSERT INTO feeds (url, etag, last_modified, last_attempt, last_success, last_status,
+                                  last_error, consecutive_failures, retry_after, moved_to)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (url) DO UPDATE SET
+                 etag = excluded.etag, last_modified = excluded.last_modified,
+                 last_attempt = excluded.last_attempt, last_success = excluded.last_success,
+                 last_status = excluded.last_status, last_error = excluded.last_error,
+                 consecutive_failures = excluded.consecutive_failures,
+                 retry_after = excluded.retry_after, moved_to = excluded.moved_to""",
+            (state.url, state.etag, state.last_modified, _iso(state.last_attempt), _iso(state.last_success),
+             state.last_status, _text(state.last_error), state.consecutive_failures, _iso(state.retry_after),
+             state.moved_to),
+        )
 
     def rename_feed(self, old_url: str, new_url: str) -> int:
         """Carry state and items over when a feed moved permanently; returns the items carried."""
@@ -140,8 +139,12 @@ class SQLStore:
     def save_items(self, items: Iterable[Item], seen_at: dt.datetime) -> int:
         """Insert new items and refresh known ones; first_seen never moves. Returns how many are new."""
         seen = seen_at.isoformat()
-        rows = [(item.feed_url, item.guid, item.headline, item.source, item.date.isoformat() if item.date else None,
-                 item.url, seen, item.summary, item.source_url, seen) for item in items]
+        # Feed text is untrusted: a NUL character, which PostgreSQL cannot store in text, is dropped on
+        # every backend, so both keep the same item.
+        rows = [(_text(item.feed_url), _text(item.guid), _text(item.headline), _text(item.source),
+                 item.date.isoformat() if item.date else None, _text(item.url), seen, _text(item.summary),
+                 _text(item.source_url), seen)
+                for item in items]
         if not rows:
             return 0
         with self.transaction():
@@ -233,12 +236,11 @@ class SQLStore:
 
     def save_fingerprint(self, slug: str, digest: str | None) -> None:
         """Remember a draft's fingerprint; None forgets it, so the draft is looked at next time."""
-        with self.transaction():
-            if digest is None:
-                self._execute("DELETE FROM fingerprints WHERE slug = ?", (slug,))
-            else:
-                self._execute("""INSERT INTO fingerprints (slug, digest) VALUES (?, ?)
-                                 ON CONFLICT (slug) DO UPDATE SET digest = excluded.digest""", (slug, digest))
+        if digest is None:
+            self._write_one("DELETE FROM fingerprints WHERE slug = ?", (slug,))
+        else:
+            self._write_one("""INSERT INTO fingerprints (slug, digest) VALUES (?, ?)
+                               ON CONFLICT (slug) DO UPDATE SET digest = excluded.digest""", (slug, digest))
 
     # -- model response cache ----------------------------------------------------------------
 
@@ -247,13 +249,12 @@ class SQLStore:
         return str(rows[0]["response"]) if rows else None
 
     def cache_response(self, key: str, model: str, response: str, created: dt.datetime) -> None:
-        with self.transaction():
-            self._execute(
-                """INSERT INTO model_cache (key, model, response, created) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (key) DO UPDATE SET model = excluded.model, response = excluded.response,
-                     created = excluded.created""",
-                (key, model, response, created.isoformat()),
-            )
+        self._write_one(
+            """INSERT INTO model_cache (key, model, response, created) VALUES (?, ?, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET model = excluded.model, response = excluded.response,
+                 created = excluded.created""",
+            (key, model, response, created.isoformat()),
+        )
 
     # -- the condition ledger: what needs a person, reported once ----------------------------------
 
@@ -321,6 +322,11 @@ class SQLStore:
         """Run one statement inside a transaction; returns the rows it changed."""
         raise NotImplementedError
 
+    def _write_one(self, sql: str, params: Sequence[object] = ()) -> None:
+        """One statement that is a write unit by itself (a backend may spare the BEGIN and COMMIT)."""
+        with self.transaction():
+            self._execute(sql, params)
+
     def _executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         raise NotImplementedError
 
@@ -345,6 +351,10 @@ class SQLStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+def _text(value: str | None) -> str | None:
+    return value.replace("\x00", "") if value and "\x00" in value else value
 
 
 def _feed_state(row: Row) -> FeedState:
