@@ -374,13 +374,19 @@ def refresh(obj: Context, force: bool, offline: bool, lock_wait: float) -> None:
 def sources(obj: Context, as_json: bool) -> None:
     """Show each feed's health: last success, status, items stored, failures in a row, last error.
 
+    Flags a feed that answers but has added no item for three times its usual interval, and one
+    whose items are dated in the future.
+
     Example:
 
     \b
         pipeline sources
     """
+    from .feedhealth import feed_flags
+
     feeds = load_feeds(obj.settings.sources_path)
     states = obj.store.feed_states()
+    now = now_utc()
     rows: list[dict[str, Any]] = []
     for feed in feeds:
         state = states.get(feed.url)
@@ -393,6 +399,7 @@ def sources(obj: Context, as_json: bool) -> None:
             "failures": state.consecutive_failures if state else 0,
             "retry_after": state.retry_after.strftime("%Y-%m-%d %H:%M") if state and state.retry_after else None,
             "last_error": state.last_error if state else None,
+            "flags": feed_flags(obj.store.items(feeds=[feed.url]), state, now),
         })
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -400,14 +407,21 @@ def sources(obj: Context, as_json: bool) -> None:
     header = f"{'':3}{'PUBLISHER':<24} {'LAST SUCCESS':<16} {'STATUS':<6} {'ITEMS':>5} {'FAILS':>5}  URL / LAST ERROR"
     click.echo(header)
     for row in rows:
-        failing = row["failures"] > 0
-        mark = click.style("!! ", fg="red", bold=True) if failing else "   "
-        line = (f"{mark}{row['publisher'][:24]:<24} {row['last_success'] or 'never':<16} "
-                f"{row['last_status'] or '-':<6} {row['items']:>5} {row['failures']:>5}  {row['url']}")
-        click.echo(click.style(line, fg="red") if failing else line)
-        if failing:
-            retry = f" (next try after {row['retry_after']} UTC)" if row["retry_after"] else ""
-            click.echo(click.style(f"{'':63}last error: {row['last_error']}{retry}", fg="red"))
+        _source_row(row)
+
+
+def _source_row(row: dict[str, Any]) -> None:
+    """One feed of `pipeline sources`: failing in red with its last error, flagged with its flags."""
+    failing = row["failures"] > 0
+    mark = click.style("!! ", fg="red", bold=True) if failing or row["flags"] else "   "
+    line = (f"{mark}{row['publisher'][:24]:<24} {row['last_success'] or 'never':<16} "
+            f"{row['last_status'] or '-':<6} {row['items']:>5} {row['failures']:>5}  {row['url']}")
+    click.echo(click.style(line, fg="red") if failing else line)
+    if failing:
+        retry = f" (next try after {row['retry_after']} UTC)" if row["retry_after"] else ""
+        click.echo(click.style(f"{'':63}last error: {row['last_error']}{retry}", fg="red"))
+    for flag in row["flags"]:
+        click.echo(click.style(f"{'':63}{flag}", fg="yellow"))
 
 
 @cli.group()
