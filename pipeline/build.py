@@ -31,7 +31,7 @@ from .entries import CHOICES_KEY, arrange, entry_items, read_choices, read_list,
 from .errors import ChoicesError, DraftError, GuideError, PipelineError, StoreError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
-from .models import Draft, Feed, Guide, Item, ListChoices, Outcome
+from .models import Draft, Feed, Guide, Item, LinkVerdicts, ListChoices, Outcome
 from .policy import (
     FRONT_MATTER,
     REGION_FOLLOWS,
@@ -186,8 +186,12 @@ def build_drafts(
     only: Sequence[str] | None = None,
     regions_only: bool = False,
     context_drafter: ContextDrafter | None = None,
+    links: LinkVerdicts | None = None,
 ) -> BuildReport:
-    """Render every guide and bring its draft up to date; one bad guide never stops the others."""
+    """Render every guide and bring its draft up to date; one bad guide never stops the others.
+
+    `links` (from link health) names links never to list (dead) and links that moved (the entry
+    takes the new URL)."""
     try:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # e.g. a file named output, or a read-only project folder
@@ -222,8 +226,14 @@ def build_drafts(
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
             passed_over = _passed_over(remembered)
+
+            def choose(excluded: frozenset[str], guide: Guide = guide, window: Candidates = window) -> list[Item]:
+                """The guide's stories past `excluded` and dead links, listed under the links they moved to."""
+                chosen_now = window.select(guide, feed_tags, excluded | links.dead if links else excluded)
+                return links.follow(chosen_now) if links else chosen_now
+
             if (twin, passed_over) not in selections:
-                selections[twin, passed_over] = window.select(guide, feed_tags, excluded=passed_over)
+                selections[twin, passed_over] = choose(passed_over)
             chosen = selections[twin, passed_over]
             digest = inputs.draft(guide_path, chosen, draft_bytes, guide_bytes)
             if not force and fingerprints.get(slug) == digest:
@@ -239,7 +249,7 @@ def build_drafts(
                 empty_list = render_further_reading(env, [])
             last = last_written(store, settings.output_dir, slug)
             listing = plan_list(empty_list, existing, last.regions.get("further-reading") if last else None,
-                                remembered, window, guide, feed_tags, chosen)
+                                remembered, choose, guide.further_reading_count, chosen)
             generation = _generation(settings, guide, listing, feeds, now, env, context_drafter,
                                      path, existing, last, force=force, regions_only=regions_only)
             report = _update(slug, path, generation, existing, last, listing, stamp(now), force=force,
@@ -311,27 +321,26 @@ def _choices_of(existing: DraftFile | None) -> ListChoices:
 
 
 def plan_list(empty_list: str, existing: DraftFile | None, last_list: str | None, remembered: ListChoices,
-              window: Candidates, guide: Guide, feed_tags: dict[str, tuple[str, ...]],
-              chosen: list[Item]) -> ListPlan:
+              choose: Callable[[frozenset[str]], list[Item]], count: int, chosen: list[Item]) -> ListPlan:
     """Read the list on disk against the one last written (`last_list`, None: no record), then lay
     out the next one (entries.arrange).
 
-    `empty_list` is what the templates write when no story matched: a list without entries.
+    `empty_list` is what the templates write when no story matched: a list without entries; `choose`
+    selects the guide's stories past some links; `chosen` is what it gave for the remembered choices.
     """
     on_disk = existing.regions.get("further-reading") if existing is not None else None
     reading = read_list(on_disk, last_list, remembered, empty_list)
     passed_over = _passed_over(reading.choices)
     if passed_over != _passed_over(remembered):  # the reviewer deleted or added an entry just now
-        chosen = window.select(guide, feed_tags, excluded=passed_over)
-    laid_out = arrange(reading.choices, reading.current, story_entries(chosen), guide.further_reading_count)
+        chosen = choose(passed_over)
+    laid_out = arrange(reading.choices, reading.current, story_entries(chosen), count)
     written = write_choices(laid_out.choices)
     had_key = existing is not None and CHOICES_KEY in existing.front_matter
     unreadable = None
     if reading.unreadable is not None and existing is not None and on_disk is not None:
         line, why = reading.unreadable
         unreadable = (_list_file_line(existing) + line, why)
-    path = existing.path if existing is not None else Path(guide.slug)
-    notes = tuple(f"{path}: {CHOICES_KEY} pins {link}, which is neither in the list nor among the stories; "
+    notes = tuple(f"{existing.path if existing else 'draft'}: {CHOICES_KEY} pins {link}, which is neither in the list nor among the stories; "
                   "add its entry to the list, or remove the pin" for link in laid_out.unresolved_pins)
     return ListPlan(entry_items(laid_out.entries, chosen), chosen,
                     {CHOICES_KEY: written} if written or had_key else {}, unreadable, notes)

@@ -244,7 +244,9 @@ class Session:
         remembered = read_choices(front.get(CHOICES_KEY))
         window = Candidates(self.news, self.today, GUIDE.max_age_days)
         chosen = window.select(GUIDE, {}, excluded={*remembered.exclude, *remembered.pinned})
-        plan = plan_list(empty, existing, self.last_text, remembered, window, GUIDE, {}, chosen)
+        plan = plan_list(empty, existing, self.last_text, remembered,
+                         lambda excluded: window.select(GUIDE, {}, excluded=excluded), GUIDE.further_reading_count,
+                         chosen)
         assert plan.unreadable is None and plan.notes == ()
         before = [e.link for e in parse_entries(self.text, empty) if e.link not in self.pins]
         self.text = self.last_text = listed(self.env, plan.items)
