@@ -16,7 +16,9 @@ from urllib.parse import unquote, urlsplit
 
 from .drafts import find_regions, marker_problems, split_draft
 from .errors import DraftError
+from .guide_due import RULE_DUE, RULE_TIME_RELATIVE
 from .models import Problem
+from .notes import find_notes
 from .render import make_environment, render_further_reading, render_template
 from .select import headline_key
 
@@ -45,6 +47,10 @@ RULE_DUPLICATE = "further-reading-duplicate"
 RULE_AGREEMENT = "further-reading-front-matter"
 RULE_TEMPLATE = "template-syntax"
 RULE_STATUS = "status"
+RULE_NOTE = "note"
+# Rules that warn: rule -> whether `--release` makes it fail. A reviewer's open question must not be
+# released by accident; a guide due for review needs a look first; a dated phrase only needs dating.
+WARNING_RULES = {RULE_NOTE: True, RULE_DUE: True, RULE_TIME_RELATIVE: False}
 
 _VS16 = "\ufe0f"  # emoji presentation selector: invisible, so never the reason a line fails
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -184,6 +190,7 @@ class _Checker:
         yield from self.check_citations()
         yield from self.check_links()
         yield from self.check_template_syntax()
+        yield from self.check_notes()
 
     # -- front matter ------------------------------------------------------------------------
 
@@ -517,6 +524,28 @@ class _Checker:
                 yield self.problem(number, RULE_TEMPLATE,
                                    f"template syntax {match.group(0)!r} left in the text; finish or remove it "
                                    "(write it inside `code` if it is meant literally)")
+
+    def check_notes(self) -> Iterator[Problem]:
+        spans = {name: (self.marker_line(name), self.marker_line(name, "end")) for name in self.regions}
+        for note in find_notes(self.body):
+            inside = next((name for name, (begin, end) in spans.items()
+                           if begin is not None and end is not None and begin < note.line < end), None)
+            where = (f"; it is inside region {inside!r}, which the next refresh replaces: move it below the "
+                     "region's end marker") if inside else ""
+            yield self.problem(note.line, RULE_NOTE, f"reviewer note {_short(note.text)!r} is open; resolve it and "
+                               f"delete the note{where}")
+
+
+def fails(problem: Problem, release: bool) -> bool:
+    """Whether a problem fails the check: warning rules fail only with --release, if at all."""
+    if problem.rule not in WARNING_RULES:
+        return True
+    return release and WARNING_RULES[problem.rule]
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _strip_where(message: str, path: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -345,7 +346,7 @@ def check(obj: Context, paths: tuple[Path, ...], release: bool, output_format: s
     \b
         pipeline check --release output/wechat-encryption.md
     """
-    from .check import check_files, draft_paths, load_reference
+    from .check import check_files, draft_paths, fails, load_reference
 
     settings = obj.settings
     # `--root` applies to PATH too, as for `pipeline status`.
@@ -356,9 +357,16 @@ def check(obj: Context, paths: tuple[Path, ...], release: bool, output_format: s
         where = ", ".join(str(p) for p in paths) or str(_shown_path(settings.output_dir))
         click.echo(f"Error: {where}: no drafts (*.md) to check; run `pipeline build` first", err=True)
         sys.exit(2)  # a release gate that checked nothing must not pass
-    problems, errors = check_files(files, load_reference(settings.templates_dir), now_utc(), release=release)
+    from .guide_due import warnings_for_drafts
+
+    now = now_utc()
+    problems, errors = check_files(files, load_reference(settings.templates_dir), now, release=release)
+    problems += [replace(p, path=_shown_path(p.path))
+                 for p in warnings_for_drafts(files, settings.root, settings.guides_dir, _stored_items(obj), now.date())]
+    failing = [p for p in problems if fails(p, release)]
     if output_format == "json":
-        click.echo(json.dumps([{"path": str(p.path), "line": p.line, "rule": p.rule, "message": p.message}
+        click.echo(json.dumps([{"path": str(p.path), "line": p.line, "rule": p.rule, "message": p.message,
+                                "severity": "error" if fails(p, release) else "warning"}
                                for p in problems], ensure_ascii=False, indent=2))
     else:
         for problem in problems:
@@ -367,12 +375,53 @@ def check(obj: Context, paths: tuple[Path, ...], release: bool, output_format: s
         click.echo(f"Error: {error.message}", err=True)
     if output_format == "text":
         drafts = len(files) - len(errors)
-        summary = f"{len(problems)} problem(s)" if problems else "no problems"
+        summary = f"{len(failing)} problem(s)" if failing else "no problems"
+        if len(problems) > len(failing):
+            summary += f", {len(problems) - len(failing)} warning(s)"
         click.echo(f"checked {drafts} draft(s){' for release' if release else ''}: {summary}", err=True)
     if errors:
         sys.exit(2)
-    if problems:
+    if failing:
         sys.exit(1)
+
+
+def _stored_items(obj: Context) -> list[Any]:
+    """Stored items, for guides' watch words; none when there is no store yet (check never makes one)."""
+    return obj.store.items() if obj.settings.store_path.exists() else []
+
+
+@cli.command()
+@click.option("--open", "open_browser", is_flag=True, help="Open the index in a web browser afterwards.")
+@click.option("--diff", "diff_slug", metavar="SLUG", default=None,
+              help="Print what changed in output/SLUG.md since it was approved, as a unified diff.")
+@click.pass_obj
+@handle_errors
+def review(obj: Context, open_browser: bool, diff_slug: str | None) -> None:
+    """Write the reviewers' pages to output/_review/: every draft as readers see it.
+
+    The index lists each draft's status, what needs a person, check problems, notes and last
+    change; each draft's page marks guide, feed and model text, shows problems at their lines and
+    the words changed since approval. Plain files: no server needed.
+
+    Example:
+
+    \b
+        pipeline review --open
+        pipeline review --diff wechat-encryption | less
+    """
+    from .review import approval_diff, write_site
+
+    settings = obj.settings
+    if diff_slug is not None:
+        click.echo(approval_diff(settings, diff_slug), nl=False)
+        return
+    index = write_site(settings, now_utc(), _stored_items(obj))
+    click.echo(f"wrote {_shown_path(index)}")
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(index.resolve().as_uri()):
+            warn(f"no web browser could be started; open {index} yourself")
 
 
 @cli.command()

@@ -15,9 +15,10 @@ from pathlib import Path
 import yaml
 
 from .errors import GuideError
+from .guide_due import REVIEW_KEYS, review_fields, validate_review_keys
 from .models import FaqEntry, Guide, Section
 
-GUIDE_KEYS = {"title", "description", "audience", "keywords", "tags", "further_reading"}
+GUIDE_KEYS = {"title", "description", "audience", "keywords", "tags", "further_reading", *REVIEW_KEYS}
 FURTHER_READING_KEYS = {"count", "max_age_days"}
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#")
@@ -107,6 +108,7 @@ def parse_guide(path: Path, text: str) -> Guide:
         faq=tuple(faq),
         conclusion=conclusion,
         checklist=checklist,
+        **review_fields(meta),
     )
 
 
@@ -173,6 +175,7 @@ def _front_matter(path: Path, source: str) -> dict:
         if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
             raise fail(key, f"{key!r} must be a list, e.g. {key}: [visa, study]")
         data[key] = [str(v).strip().lower() for v in value if str(v).strip()]
+    data.update(validate_review_keys(path, data, key_lines))
     further = data.get("further_reading", {}) or {}
     if not isinstance(further, dict):
         raise fail("further_reading", "'further_reading' must hold count: and max_age_days:")
