@@ -29,6 +29,17 @@ from .review_html import PlacedProblem, render_article
 
 REVIEW_DIR = "_review"  # under output/: the leading "_" keeps Jekyll from publishing it
 INDEX = "index.html"
+# Hugo would publish the pages as content; a section file telling it to render and list nothing below
+# it keeps them out of the site (and it is not an output/*.md draft: it sits one folder down).
+HUGO_SECTION = "_index.md"
+HUGO_SECTION_TEXT = """---
+# Written by `pipeline review`: the reviewers' pages are not part of the published site.
+# (`_build` is the spelling every Hugo release reads; newer ones also say `build`.)
+_build: {render: never, list: never, publishResources: false}
+cascade:
+  _build: {render: never, list: never, publishResources: false}
+---
+"""
 CONFLICT, HAND_EDITED, REVOKED, DEAD_LINK, DUE = (
     "conflict", "edited by hand", "approval revoked", "dead link", "guide due for review")
 
@@ -245,6 +256,7 @@ def write_site(settings: Settings, now: dt.datetime, items: Sequence[Item] = ())
     folder = settings.output_dir / REVIEW_DIR
     env = _environment()
     written = {INDEX}
+    write_atomic(folder / HUGO_SECTION, HUGO_SECTION_TEXT)
     write_atomic(folder / INDEX, render_index(reviews, now, env))
     for review in reviews:
         name = f"{review.slug}.html"

@@ -145,7 +145,8 @@ def _place_problems(tokens: list[Token], problems: Sequence[PlacedProblem]) -> N
         opener = _block_at(tokens, placed.body_index)
         if opener is None:
             continue
-        tokens[opener].attrJoin("class", "has-problem")
+        if "has-problem" not in str(tokens[opener].attrGet("class") or ""):
+            tokens[opener].attrJoin("class", "has-problem")
         inserts.setdefault(_closing(tokens, opener), []).append(placed)
     for position in sorted(inserts, reverse=True):
         block = Token("html_block", "", 0)
