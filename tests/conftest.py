@@ -249,3 +249,9 @@ def chat_server() -> Iterator[ChatServer]:
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
+
+
+@pytest.fixture(params=["sqlite"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's store lives, once per backend: a SQLite file, or a database on a PostgreSQL server."""
+    return str(tmp_path / "pipeline.sqlite3")
