@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from .drafts import blank_regions, find_regions, split_draft
 from .errors import DraftError
@@ -47,7 +48,7 @@ def draft_parts(text: str) -> dict[str, str]:
     return parts
 
 
-_LABEL = "draft.md"
+_LABEL = Path("draft.md")
 
 
 def word_diff(old: str, new: str) -> tuple[tuple[str, str], ...]:

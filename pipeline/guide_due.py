@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -76,12 +77,12 @@ def validate_review_keys(path: Path, data: Mapping[str, object], key_lines: Mapp
     return checked
 
 
-def review_fields(meta: Mapping[str, object]) -> dict[str, object]:
+def review_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
     """Guide record fields from front matter that `validate_review_keys` has checked."""
     return {
         "review_every_days": meta.get("review_every"),
         "reviewed": meta.get("reviewed"),
-        "watch": tuple(meta.get("watch", ()) or ()),  # type: ignore[call-overload]
+        "watch": tuple(meta.get("watch", ()) or ()),
     }
 
 

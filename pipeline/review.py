@@ -128,7 +128,8 @@ def _review_one(settings: Settings, path: Path, text: str, problems: tuple[Probl
     status = str(front.get("status", "draft"))
     conditions: list[Condition] = []
     state = _load_state(settings.output_dir, slug)
-    approved_at, diffs = None, ()
+    approved_at: str | None = None
+    diffs: tuple[RegionDiff, ...] = ()
     if state is not None:
         on_disk = find_regions(body)
         for name, content in sorted(getattr(state, "regions", {}).items()):
@@ -162,7 +163,7 @@ def _guide_review(settings: Settings, slug: str, front: dict[str, object], now: 
         due, warnings = guide_warnings(path, items, now.date())
         shown = tuple(replace(p, path=_relative(p.path, settings.root)) for p in warnings)
         cache[path] = (Condition(DUE, due[0].message) if due else None, shown)
-    return cache[path]  # type: ignore[no-any-return]
+    return cache[path]
 
 
 def _relative(path: Path, root: Path) -> Path:

@@ -193,11 +193,11 @@ def _render_image(self: object, tokens: list[Token], idx: int, options: object, 
     # A review page loads nothing from elsewhere: an image shows as its description and address.
     token = tokens[idx]
     alt = "".join(child.content for child in token.children or ())
-    return (f'<span class="image">[image: {escapeHtml(alt)} &lt;{escapeHtml(token.attrGet("src") or "")}&gt;]'
+    return (f'<span class="image">[image: {escapeHtml(alt)} &lt;{escapeHtml(str(token.attrGet("src") or ""))}&gt;]'
             "</span>")
 
 
 def _render_link_open(self: object, tokens: list[Token], idx: int, options: object, env: dict) -> str:
     token = tokens[idx]
     token.attrSet("rel", "noopener noreferrer nofollow")
-    return self.renderToken(tokens, idx, options, env)  # type: ignore[attr-defined, no-any-return]
+    return self.renderToken(tokens, idx, options, env)  # type: ignore[attr-defined]

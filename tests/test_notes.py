@@ -17,7 +17,7 @@ from conftest import FIXTURE
 from pipeline.drafts import read_draft
 from pipeline.models import Item
 from pipeline.notes import Note, find_notes
-from pipeline.store import Store
+from pipeline.store import open_store
 from review_support import EPOCH, draft_path, run
 
 SLUG = "mobile-payments"
@@ -77,7 +77,7 @@ def _item(number: int) -> Item:
 
 
 def _store(root: Path, number: int) -> None:
-    with Store(root / "pipeline.sqlite3") as store:
+    with open_store(root / "pipeline.sqlite3") as store:
         store.save_items([_item(number)], dt.datetime.fromtimestamp(EPOCH, tz=dt.timezone.utc))
 
 
