@@ -348,6 +348,41 @@ def test_template_syntax_inside_code_is_allowed(project: Path, draft: Path) -> N
     assert run_check(project, str(draft)) == (0, [])
 
 
+# -- Markdown as CommonMark reads it (issue 13) ---------------------------------------------------
+
+
+def test_a_section_heading_inside_a_fenced_code_block_is_not_a_section(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.",
+         "around the corner all use it.\n\n```markdown\n## 🧩 Conclusion\n# Another title\n```\n")
+    assert run_check(project, str(draft)) == (0, [])
+
+
+def test_template_syntax_inside_an_indented_code_block_is_allowed(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.", "around the corner all use it.\n\n    {{ .Title }} {% raw %}\n")
+    assert run_check(project, str(draft)) == (0, [])
+
+
+def test_a_link_with_brackets_in_its_text_is_a_link(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.", "around the corner all use it; see [the [official] page](/about).")
+    code, problems = run_check(project, str(draft))
+    assert code == 1
+    assert [(p["rule"], p["line"], p["message"]) for p in problems] == [
+        ("link", line_of(draft, "[the [official] page]"),
+         "link '/about' is not http(s); use an absolute https:// URL")]
+
+
+def test_a_link_whose_text_wraps_onto_a_second_line_is_a_link(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.", "around the corner all use it; see [the official\npage](/about).")
+    code, problems = run_check(project, str(draft))
+    assert code == 1
+    assert [(p["rule"], p["line"]) for p in problems] == [("link", line_of(draft, "see [the official"))]
+
+
+def test_escaped_feed_text_that_looks_like_html_is_not_a_link(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.", "around the corner all use it \\<img src=x\\> \\[a\\](b).")
+    assert run_check(project, str(draft)) == (0, [])
+
+
 def test_hand_fixed_headline_passes_when_front_matter_agrees(project: Path, draft: Path) -> None:
     edit(draft, "WeChat adds new encryption option for chats", "WeChat adds an opt-in encrypted chat mode", count=3)
     assert run_check(project, str(draft)) == (0, [])
