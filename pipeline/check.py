@@ -539,12 +539,6 @@ class _Checker:
                                        f"template syntax {match.group(0)!r} left in the text; finish or remove it "
                                        "(write it inside `code` if it is meant literally)")
 
-
-def _complete_entry(entry: object) -> bool:
-    """A front matter further_reading entry with every field a reader needs."""
-    return isinstance(entry, dict) and _date(entry.get("date")) is not None \
-        and all(isinstance(entry.get(k), str) and entry.get(k) for k in ("headline", "source", "url"))
-
     def check_notes(self) -> Iterator[Problem]:
         spans = {name: (self.marker_line(name), self.marker_line(name, "end")) for name in self.regions}
         for note in find_notes(self.body):
@@ -554,6 +548,12 @@ def _complete_entry(entry: object) -> bool:
                      "region's end marker") if inside else ""
             yield self.problem(note.line, RULE_NOTE, f"reviewer note {_short(note.text)!r} is open; resolve it and "
                                f"delete the note{where}")
+
+
+def _complete_entry(entry: object) -> bool:
+    """A front matter further_reading entry with every field a reader needs."""
+    return isinstance(entry, dict) and _date(entry.get("date")) is not None \
+        and all(isinstance(entry.get(k), str) and entry.get(k) for k in ("headline", "source", "url"))
 
 
 def fails(problem: Problem, release: bool) -> bool:
