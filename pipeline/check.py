@@ -14,21 +14,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import markdown
+from . import markdown, unfinished
 from .drafts import find_regions, marker_problems, split_draft
 from .errors import DraftError
 from .frontmatter import split_front_matter
-from .guide_due import RULE_DUE, RULE_TIME_RELATIVE
-from .models import Problem
-from .notes import find_notes
+from .models import REGIONS, STATUSES, Problem
 from .render import make_environment, render_further_reading, render_template
 from .select import headline_key
+from .urls import is_web_url
 
 DISCLAIMER_TEMPLATE = "partials/disclaimer.md.j2"
 REQUIRED_KEYS = ("title", "slug", "date", "lastmod", "draft", "status", "further_reading")
-STATUSES = ("draft", "in-review", "approved")
 DEFAULT_MAX_AGE_DAYS = 30  # a guide's default, for drafts whose front matter lost max_age_days
-REGIONS = ("context", "further-reading")
 
 FAQ = "## 🙋 Frequently Asked Questions (FAQ)"
 CONCLUSION = "## 🧩 Conclusion"
@@ -49,10 +46,6 @@ RULE_DUPLICATE = "further-reading-duplicate"
 RULE_AGREEMENT = "further-reading-front-matter"
 RULE_TEMPLATE = "template-syntax"
 RULE_STATUS = "status"
-RULE_NOTE = "note"
-# Rules that warn: rule -> whether `--release` makes it fail. A reviewer's open question must not be
-# released by accident; a guide due for review needs a look first; a dated phrase only needs dating.
-WARNING_RULES = {RULE_NOTE: True, RULE_DUE: True, RULE_TIME_RELATIVE: False}
 
 _VS16 = "\ufe0f"  # emoji presentation selector: invisible, so never the reason a line fails
 _BEGIN = "<!-- pipeline:begin {name} -->"
@@ -143,6 +136,8 @@ def check_text(
     # A problem "after" the last line (a missing section at the end) points at the last line.
     problems = [p if 1 <= p.line <= last else replace(p, line=min(max(p.line, 1), last))
                 for p in _Checker(path, text, reference, now, release).run()]
+    if not release:  # an unfinished draft may be checked while work goes on; only a release must be done
+        problems = [replace(p, severity="warning") if p.rule in unfinished.RULES else p for p in problems]
     return sorted(problems, key=lambda p: (p.line, p.rule))
 
 
@@ -188,7 +183,7 @@ class _Checker:
         yield from self.check_citations()
         yield from self.check_links()
         yield from self.check_template_syntax()
-        yield from self.check_notes()
+        yield from self.check_unfinished()
 
     # -- front matter ------------------------------------------------------------------------
 
@@ -404,6 +399,9 @@ class _Checker:
             return
         no_news = " ".join(self.reference.no_news.split())
         if len(blocks) == 1 and " ".join(" ".join(t for _, t in blocks[0]).split()) == no_news:
+            yield self.problem(first, unfinished.RULE_EMPTY_FURTHER_READING,
+                               "Further Reading says no news matched; a release needs stories: run `pipeline "
+                               "refresh`, or give the guide keywords or tags its news would match")
             yield from self.check_agreement([], first)
             return
         previous_end = None
@@ -520,11 +518,11 @@ class _Checker:
 
     def check_links(self) -> Iterator[Problem]:
         for number, target in self.link_targets():
-            if not _is_web_url(target):
+            if not is_web_url(target):
                 yield self.problem(number, RULE_LINK, f"link {target!r} is not http(s); use an absolute https:// URL")
         for index, entry in enumerate(self.fm_further_reading(), start=1):
             url = entry.get("url")
-            if isinstance(url, str) and not _is_web_url(url):
+            if isinstance(url, str) and not is_web_url(url):
                 yield Problem(self.path, self.fm_line("further_reading", url), RULE_LINK,
                               f"further_reading entry {index} url {url!r} is not http(s)")
 
@@ -539,33 +537,26 @@ class _Checker:
                                        f"template syntax {match.group(0)!r} left in the text; finish or remove it "
                                        "(write it inside `code` if it is meant literally)")
 
-    def check_notes(self) -> Iterator[Problem]:
-        spans = {name: (self.marker_line(name), self.marker_line(name, "end")) for name in self.regions}
-        for note in find_notes(self.body):
-            inside = next((name for name, (begin, end) in spans.items()
-                           if begin is not None and end is not None and begin < note.line < end), None)
-            where = (f"; it is inside region {inside!r}, which the next refresh replaces: move it below the "
-                     "region's end marker") if inside else ""
-            yield self.problem(note.line, RULE_NOTE, f"reviewer note {_short(note.text)!r} is open; resolve it and "
-                               f"delete the note{where}")
+
+    # -- unfinished work (warnings; failures with --release) -----------------------------------
+
+    def check_unfinished(self) -> Iterator[Problem]:
+        regions = [(begin, end) for name in REGIONS
+                   if (begin := self.marker_line(name)) is not None and (end := self.marker_line(name, "end")) is not None]
+        for line, rule, message in (*unfinished.ai_banners(self.lines), *unfinished.placeholders(self.tokens),
+                                    *unfinished.empty_sections(self.tokens), *unfinished.notes(self.tokens, regions)):
+            yield self.problem(line, rule, message)
+        for file_line, rule, message in unfinished.placeholder_in_front_matter(self.fm_lines):
+            yield Problem(self.path, file_line, rule, message)
+        weak = unfinished.stopword_keywords((self.front_matter or {}).get("keywords"))
+        if weak:
+            yield Problem(self.path, self.fm_line("keywords"), unfinished.RULE_KEYWORDS, weak)
 
 
 def _complete_entry(entry: object) -> bool:
     """A front matter further_reading entry with every field a reader needs."""
     return isinstance(entry, dict) and _date(entry.get("date")) is not None \
         and all(isinstance(entry.get(k), str) and entry.get(k) for k in ("headline", "source", "url"))
-
-
-def fails(problem: Problem, release: bool) -> bool:
-    """Whether a problem fails the check: warning rules fail only with --release, if at all."""
-    if problem.rule not in WARNING_RULES:
-        return True
-    return release and WARNING_RULES[problem.rule]
-
-
-def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _strip_where(message: str, path: Path) -> str:
@@ -640,14 +631,6 @@ def _same(found: str, wanted: str) -> bool:
 
 def _url_key(url: str) -> str:
     return unquote(url.strip())
-
-
-def _is_web_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:  # e.g. an unclosed "[" in the host
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _date(value: object) -> dt.date | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,7 @@ def time_relative_problems(path: Path, text: str) -> list[Problem]:
                 seen.add(number)
                 problems.append(Problem(path, number, RULE_TIME_RELATIVE,
                                         f"{match.group(1)!r} goes out of date silently; say when (e.g. 'as of "
-                                        "March 2026') or drop it"))
+                                        "March 2026') or drop it", severity="warning"))
     return problems
 
 
@@ -197,10 +198,12 @@ def _key_lines(path: Path) -> dict[str, int]:
     return {str(key.value): key.start_mark.line + 2 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
 
 
-def guide_warnings(path: Path, items: Iterable[Item], today: dt.date) -> tuple[list[Problem], list[Problem]]:
-    """(due-for-review warnings, all warnings incl. time-relative phrases) for one guide file.
+def guide_warnings(path: Path, items: Iterable[Item], today: dt.date, *,
+                   release: bool = False) -> tuple[list[Problem], list[Problem]]:
+    """(due-for-review findings, all findings incl. time-relative phrases) for one guide file.
 
-    A guide that cannot be read gives none: `pipeline build` names a broken guide.
+    All are warnings, except that a guide due for review fails a release. A guide that cannot be
+    read gives none: `pipeline build` names a broken guide.
     """
     from .guides import load_guide
 
@@ -211,7 +214,7 @@ def guide_warnings(path: Path, items: Iterable[Item], today: dt.date) -> tuple[l
         text = path.read_text(encoding="utf-8")
     except (GuideError, OSError, UnicodeDecodeError):
         return [], []
-    due = due_problems(guide, items, today)
+    due = [replace(p, severity="error" if release else "warning") for p in due_problems(guide, items, today)]
     return due, due + time_relative_problems(path, text)
 
 
@@ -228,8 +231,8 @@ def guide_of(draft: Path, root: Path, guides_dir: Path) -> Path:
 
 
 def warnings_for_drafts(drafts: Iterable[Path], root: Path, guides_dir: Path, items: Iterable[Item],
-                        today: dt.date) -> list[Problem]:
-    """Guide warnings for the guides behind some drafts, each guide once, in guide order."""
+                        today: dt.date, *, release: bool = False) -> list[Problem]:
+    """Guide findings for the guides behind some drafts, each guide once, in guide order."""
     items = list(items)
     guides = sorted({guide_of(draft, root, guides_dir) for draft in drafts})
-    return [problem for guide in guides for problem in guide_warnings(guide, items, today)[1]]
+    return [problem for guide in guides for problem in guide_warnings(guide, items, today, release=release)[1]]

@@ -18,11 +18,10 @@ from . import markdown
 from .errors import GuideError
 from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, split_front_matter
 from .guide_due import REVIEW_KEYS, review_fields, validate_review_keys
-from .models import FaqEntry, Guide, Section
+from .models import SLUG, FaqEntry, Guide, Section
 
 GUIDE_KEYS = {"title", "description", "audience", "keywords", "tags", "further_reading", *REVIEW_KEYS}
 FURTHER_READING_KEYS = {"count", "max_age_days"}
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .changes import RegionDiff, region_diffs, unified_diff
-from .check import check_files, draft_paths, fails, load_reference
+from .check import check_files, draft_paths, load_reference
 from .config import Settings
 from .drafts import find_regions, split_draft, write_atomic
 from .errors import DraftError
@@ -79,7 +79,7 @@ class DraftReview:
     @property
     def errors(self) -> tuple[Problem, ...]:
         """The problems that fail `pipeline check` (notes are counted on their own)."""
-        return tuple(p for p in self.problems if fails(p, release=False))
+        return tuple(p for p in self.problems if p.severity == "error")
 
     @property
     def attention(self) -> int:

@@ -119,7 +119,7 @@ def test_check_warns_then_release_fails_naming_the_story(built: Path) -> None:
     assert run(built, "status", str(path), "approved").exit_code == 0
     warned = run(built, "check", str(path))
     assert warned.exit_code == 0, warned.stdout
-    assert "due-for-review: guide 'mobile-payments': since it was reviewed on" in warned.stdout
+    assert "due-for-review: warning: guide 'mobile-payments': since it was reviewed on" in warned.stdout
     assert "WeChat Pay waives fees on small foreign-card payments" in warned.stdout
     released = run(built, "check", "--release", str(path))
     assert released.exit_code == 1 and "due-for-review" in released.stdout

@@ -47,7 +47,7 @@ def test_check_warns_about_a_note_and_release_fails_until_it_is_resolved(built: 
 
     warned = run(built, "check", str(path))
     assert warned.exit_code == 0, warned.stdout  # without --release a note is a warning
-    assert f"{path.name}:{line}: note: reviewer note 'Still true?' is open" in warned.stdout
+    assert f"{path.name}:{line}: note: warning: reviewer note {{>>Still true?<<}} is still open" in warned.stdout
     assert "no problems, 1 warning(s)" in warned.stderr
     gate = run(built, "check", "--release", str(path))
     assert gate.exit_code == 1
@@ -56,15 +56,6 @@ def test_check_warns_about_a_note_and_release_fails_until_it_is_resolved(built: 
     path.write_text(approved, encoding="utf-8")  # resolved: the note is deleted
     assert run(built, "check", "--release", str(path)).exit_code == 0
     assert clean != approved  # the status change really happened
-
-
-def test_a_note_inside_a_managed_region_is_told_to_move(built: Path) -> None:
-    path = draft_path(built)
-    text = path.read_text(encoding="utf-8").replace("<!-- pipeline:end context -->",
-                                                    "{>>why these stories?<<}\n<!-- pipeline:end context -->")
-    path.write_text(text, encoding="utf-8")
-    result = run(built, "check", str(path))
-    assert "inside region 'context', which the next refresh replaces" in result.stdout
 
 
 # -- property: notes survive refresh and the three-way merge --------------------------------------
