@@ -69,6 +69,8 @@ STEPS: tuple[Step, ...] = (
         ),
         add_columns=(("feeds", "moved_to", "TEXT"),),
     ),
+    Step(2, "items keep the feed's summary as plain text: evidence of relevance",
+         add_columns=(("items", "summary", "TEXT"),)),
 )
 
 SCHEMA_VERSION = STEPS[-1].version
