@@ -40,8 +40,8 @@ cascade:
   _build: {render: never, list: never, publishResources: false}
 ---
 """
-CONFLICT, HAND_EDITED, REVOKED, DEAD_LINK, DUE = (
-    "conflict", "edited by hand", "approval revoked", "dead link", "guide due for review")
+CONFLICT, HAND_EDITED, REVOKED, CHANGED, DEAD_LINK, DUE = (
+    "conflict", "edited by hand", "approval revoked", "changed since approval", "dead link", "guide due for review")
 
 
 @dataclass(frozen=True)
@@ -140,10 +140,12 @@ def _review_one(settings: Settings, path: Path, text: str, problems: tuple[Probl
         if approval is not None:
             approved_at = approval.at
             diffs = tuple(d for d in region_diffs(approval.text, text) if d.changed)
-            if status != "approved" and diffs:
-                summaries = "; ".join(c.summary for c in getattr(state, "changes_since_approval", ()))
-                conditions.append(Condition(REVOKED, f"approved {approval.at}, changed since"
-                                                     + (f": {summaries}" if summaries else "")))
+            summaries = "; ".join(f"{c.region}: {c.summary}" for c in getattr(state, "changes_since_approval", ()))
+            if status != "approved":
+                conditions.append(Condition(REVOKED, f"approved {approval.at}, now {status}"))
+            elif diffs:  # still approved: the feeds vouched for the change, a person should still look
+                conditions.append(Condition(CHANGED, f"approved {approval.at}; "
+                                                     + (summaries or "the text differs from what was approved")))
     guide_condition, warnings = _guide_review(settings, slug, front, now, items, guide_cache)
     if guide_condition is not None:
         conditions.append(guide_condition)

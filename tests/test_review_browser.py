@@ -67,7 +67,7 @@ def test_index_lists_drafts_and_sorts_them(reviewed, browser: Browser, tmp_path:
     assert slugs() == [SLUG, "wechat-encryption"]  # needing a person first
     row = page.locator(f'tr[data-slug="{SLUG}"]')
     assert row.locator("td.notes").inner_text() == "1"
-    assert "approval revoked" in row.inner_text()
+    assert "changed since approval" in row.inner_text()
     page.get_by_role("button", name="Draft").click()
     page.get_by_role("button", name="Draft").click()  # descending: wechat-encryption first
     assert slugs() == ["wechat-encryption", SLUG]
