@@ -219,7 +219,18 @@ def _entry_item(feed: Feed, entry: Any, feed_title: str | None, base_url: str) -
         date=publisher_local_date(entry),
         url=link,
         summary=_entry_summary(entry),
+        source_url=_source_site(entry_source, link),
     )
+
+
+def _source_site(entry_source: Any, link: str) -> str:
+    """The publisher's site from <source url="...">, when it is not the item's own site (a feed that
+    names itself as source says nothing about another copy)."""
+    href = entry_source.get("href", "") if hasattr(entry_source, "get") else ""
+    site = canonical_link(href) if isinstance(href, str) else None
+    if site is None or urlsplit(site).hostname == urlsplit(link).hostname:
+        return ""
+    return site[:500]
 
 
 def _entry_summary(entry: Any) -> str:

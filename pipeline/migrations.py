@@ -71,6 +71,8 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(2, "items keep the feed's summary as plain text: evidence of relevance",
          add_columns=(("items", "summary", "TEXT"),)),
+    Step(3, "items keep the publisher's site an aggregator names, to list the publisher's own copy",
+         add_columns=(("items", "source_url", "TEXT"),)),
 )
 
 SCHEMA_VERSION = STEPS[-1].version

@@ -100,6 +100,9 @@ class Item:
     url: str  # canonical absolute http(s) link, tracking parameters removed
     first_seen: dt.datetime | None = None  # when this pipeline first stored it (UTC)
     summary: str = ""  # the feed's description as plain text, bounded; evidence of relevance, never shown
+    # The publisher's site as an aggregator names it (Google News' <source url>): its front page, never
+    # the story's link; it tells which publisher's own copy of the story to list instead.
+    source_url: str = ""
 
     def as_json(self) -> dict[str, str | None]:
         return {
@@ -111,6 +114,7 @@ class Item:
             "guid": self.guid,
             "first_seen": self.first_seen.isoformat() if self.first_seen else None,
             "summary": self.summary,
+            "source_url": self.source_url,
         }
 
 

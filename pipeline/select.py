@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from .models import Guide, Item
 from .urls import is_web_url
@@ -150,6 +151,45 @@ def select_further_reading(
     return Candidates(items, now, guide.max_age_days).select(guide, feed_tags or {}, excluded)
 
 
+# Sites whose links are redirects to someone else's story, never the story itself.
+AGGREGATOR_HOSTS = frozenset({"news.google.com"})
+
+
+def _site(url: str) -> str:
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.")
+
+
+def _publisher_links(items: list[Item]) -> dict[int, str]:
+    """Aggregated item number -> the link of the publisher's own copy of the same story.
+
+    An item is aggregated when its link is an aggregator's or the aggregator named another site as
+    its source. The publisher's copy has the same headline (up to case and punctuation) and a link on
+    the source's site, or, when the aggregator named no site, the same publisher name. An aggregated
+    item without such a copy keeps its own link.
+    """
+    by_site: dict[tuple[str, str], str] = {}
+    by_name: dict[tuple[str, str], str] = {}
+    aggregated: list[int] = []
+    for number, item in enumerate(items):
+        site = _site(item.url)
+        if site in AGGREGATOR_HOSTS or item.source_url:
+            aggregated.append(number)
+            continue
+        key = headline_key(item.headline)
+        by_site.setdefault((key, site), item.url)
+        by_name.setdefault((key, item.source.casefold()), item.url)
+    links: dict[int, str] = {}
+    for number in aggregated:
+        item = items[number]
+        key = headline_key(item.headline)
+        own = (by_site.get((key, _site(item.source_url))) if item.source_url
+               else by_name.get((key, item.source.casefold())))
+        if own is not None:
+            links[number] = own
+    return links
+
+
 @dataclass(frozen=True)
 class Considered:
     """One story a guide looked at, for `pipeline explain`."""
@@ -185,12 +225,18 @@ class Candidates:
         self._stories: list[Item] = []
         self._copies: list[Item] = []  # every candidate, as a copy of story self._story[n]
         self._story: list[int] = []
+        # An aggregator's copy of a story the publisher's own feed carries too is a copy of that story,
+        # and the publisher's copy stands for it, whichever is older: readers get the publisher's link.
+        own_link = _publisher_links(candidates)
         self._copies_of: list[list[int]] = []
         for number, item in enumerate(candidates):
-            story = story_of.setdefault(item.url, len(self._stories))
+            key = own_link.get(number, item.url)
+            story = story_of.setdefault(key, len(self._stories))
             if story == len(self._stories):
                 self._stories.append(item)
                 self._copies_of.append([])
+            elif item.url == key != self._stories[story].url:
+                self._stories[story] = item
             self._copies.append(item)
             self._story.append(story)
             self._copies_of[story].append(number)

@@ -141,16 +141,17 @@ class SQLStore:
         """Insert new items and refresh known ones; first_seen never moves. Returns how many are new."""
         seen = seen_at.isoformat()
         rows = [(item.feed_url, item.guid, item.headline, item.source, item.date.isoformat() if item.date else None,
-                 item.url, seen, item.summary, seen) for item in items]
+                 item.url, seen, item.summary, item.source_url, seen) for item in items]
         if not rows:
             return 0
         with self.transaction():
             inserted = self._returning(
-                """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen, summary)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen, summary, source_url)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (feed_url, guid) DO UPDATE SET
                      headline = excluded.headline, source = excluded.source,
-                     date = excluded.date, url = excluded.url, summary = excluded.summary
+                     date = excluded.date, url = excluded.url, summary = excluded.summary,
+                     source_url = excluded.source_url
                    RETURNING (first_seen = ?) AS inserted""",
                 rows,
             )
@@ -321,4 +322,5 @@ def _item(row: Row) -> Item:
         url=row["url"],
         first_seen=_parse_dt(row["first_seen"]),
         summary=row["summary"] or "",
+        source_url=row["source_url"] or "",
     )

@@ -50,7 +50,7 @@ def test_feed_gives_exactly_its_golden_items(name: str) -> None:
     extraction = extract_sample(name)
     got = [
         {"headline": i.headline, "source": i.source, "date": i.date.isoformat() if i.date else None,
-         "url": i.url, "guid": i.guid, "summary": i.summary}
+         "url": i.url, "guid": i.guid, "summary": i.summary, "source_url": i.source_url}
         for i in extraction.items
     ]
     assert got == golden["items"]

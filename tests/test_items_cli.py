@@ -90,6 +90,7 @@ def expected_items(base_url: str) -> list[dict[str, object]]:
                 "url": item["url"], "feed": base_url + path, "guid": item["guid"],
                 "first_seen": dt.datetime.fromtimestamp(EPOCH, dt.timezone.utc).isoformat(),
                 "summary": item["summary"],
+                "source_url": item["source_url"],
             })
     rows.sort(key=lambda r: (r["date"] is None, r["feed"], r["guid"]))
     rows.sort(key=lambda r: r["date"] or "", reverse=True)
