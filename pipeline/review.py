@@ -23,6 +23,7 @@ from .config import Settings
 from .drafts import find_regions, split_draft, write_atomic
 from .errors import DraftError
 from .guide_due import guide_warnings
+from .models import Condition as LedgerCondition
 from .models import Item, Problem
 from .notes import Note, find_notes
 from .review_html import PlacedProblem, render_article
@@ -95,8 +96,13 @@ def _load_state(output_dir: Path, slug: str) -> Any:
     return load_state(output_dir, slug)
 
 
-def collect(settings: Settings, now: dt.datetime, items: Sequence[Item] = ()) -> list[DraftReview]:
-    """Every output/*.md, read once and checked once."""
+# The condition ledger's kinds (see `conditions`) as the index names them; others show as they are.
+LEDGER_KINDS = {"conflict": CONFLICT, "approval-revoked": REVOKED, "region-edited": HAND_EDITED}
+
+
+def collect(settings: Settings, now: dt.datetime, items: Sequence[Item] = (),
+            ledger: Sequence[LedgerCondition] = ()) -> list[DraftReview]:
+    """Every output/*.md, read once and checked once, with the ledger's open conditions for it."""
     paths = draft_paths([], settings.output_dir)
     problems, errors = check_files(paths, load_reference(settings.templates_dir), now)
     by_path: dict[Path, list[Problem]] = {}
@@ -112,8 +118,18 @@ def collect(settings: Settings, now: dt.datetime, items: Sequence[Item] = ()) ->
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue  # removed or rewritten since check read it: the next review shows it
-        reviews.append(_review_one(settings, path, text, tuple(by_path.get(path, ())), now, items, guide_cache))
+        review = _review_one(settings, path, text, tuple(by_path.get(path, ())), now, items, guide_cache)
+        reviews.append(replace(review, conditions=_with_ledger(review.conditions, path, ledger)))
     return reviews
+
+
+def _with_ledger(found: tuple[Condition, ...], path: Path, ledger: Sequence[LedgerCondition]) -> tuple[Condition, ...]:
+    """The conditions a run found for this draft and still open, before what the review itself finds."""
+    subjects = {str(path), str(path.resolve())}
+    opened = [Condition(LEDGER_KINDS.get(c.kind.split(":")[0], c.kind), c.message)
+              for c in ledger if c.subject in subjects]
+    kinds = {c.kind for c in opened}
+    return tuple(opened) + tuple(c for c in found if c.kind not in kinds or c.kind in (CHANGED, DUE))
 
 
 def _review_one(settings: Settings, path: Path, text: str, problems: tuple[Problem, ...], now: dt.datetime,
@@ -253,9 +269,10 @@ def _collapse(diff: RegionDiff) -> tuple[str, list[tuple[str, str]]]:
     return diff.name, [s for s in segments if s[1]]
 
 
-def write_site(settings: Settings, now: dt.datetime, items: Sequence[Item] = ()) -> Path:
+def write_site(settings: Settings, now: dt.datetime, items: Sequence[Item] = (),
+               ledger: Sequence[LedgerCondition] = ()) -> Path:
     """Write output/_review/ (index.html and one page per draft); pages of drafts now gone are removed."""
-    reviews = collect(settings, now, items)
+    reviews = collect(settings, now, items, ledger)
     folder = settings.output_dir / REVIEW_DIR
     env = _environment()
     written = {INDEX}

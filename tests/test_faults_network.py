@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import Route, project_store, write_feeds
-from faultserver import FaultServer, refused_url, rss
+from faultserver import FaultServer, gzip_bomb, refused_url, rss
 
 from pipeline.cli import cli
 from pipeline.config import Settings
@@ -45,6 +45,7 @@ FAULTS = {
 
 @pytest.fixture(scope="module")
 def faults() -> Iterator[FaultServer]:
+    gzip_bomb()  # built before any request: on a busy machine building it takes longer than the read timeout
     server = FaultServer().start()
     server.feeds["good"] = rss("Good News", [("Visa rules change for students", "https://news.example.com/visa"),
                                              ("Alipay adds foreign cards", "https://news.example.com/alipay")])

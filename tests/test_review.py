@@ -149,3 +149,18 @@ def test_hugo_does_not_publish_the_review_folder(reviewed, tmp_path: Path) -> No
     published = [p.relative_to(site / "public") for p in (site / "public").rglob("*") if p.is_file()]
     assert any(SLUG in str(p) for p in published), published
     assert not [p for p in published if "_review" in str(p) or re.search(r"review", p.name)], published
+
+
+def test_conditions_from_the_ledger_are_listed(reviewed) -> None:  # noqa: F811
+    from pipeline.models import Condition
+    from pipeline.store import open_store
+
+    path = reviewed.root / "output" / "wechat-encryption.md"
+    message = f"{path}: reviewer edits conflict with the changed guide or templates; draft left untouched"
+    with open_store(reviewed.root / "pipeline.sqlite3") as store:
+        store.save_conditions([Condition(str(path), "conflict", message, message, "2025-03-01T12:00:00+00:00")], [])
+    assert reviewed.review().exit_code == 0
+    row = _page(reviewed.root, "index.html").select_one('tr[data-slug="wechat-encryption"]')
+    assert "conflict" in row.get_text() and "reviewer edits conflict" in row.get_text()
+    page = _page(reviewed.root, "wechat-encryption.html")
+    assert "reviewer edits conflict" in page.select_one("#conditions").get_text()
