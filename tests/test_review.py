@@ -164,3 +164,19 @@ def test_conditions_from_the_ledger_are_listed(reviewed) -> None:  # noqa: F811
     assert "conflict" in row.get_text() and "reviewer edits conflict" in row.get_text()
     page = _page(reviewed.root, "wechat-encryption.html")
     assert "reviewer edits conflict" in page.select_one("#conditions").get_text()
+
+
+def test_open_hands_the_index_to_the_web_browser(reviewed, tmp_path: Path) -> None:  # noqa: F811
+    import sys
+    import webbrowser
+
+    seen = tmp_path / "opened.txt"
+    script = tmp_path / "browser.py"
+    script.write_text(f"import sys, pathlib\npathlib.Path({str(seen)!r}).write_text(sys.argv[1])\n", encoding="utf-8")
+    webbrowser._tryorder = None  # type: ignore[attr-defined]  # read $BROWSER again, as a new process would
+    try:
+        result = run(reviewed.root, "review", "--open", env={**reviewed.env, "BROWSER": f"{sys.executable} {script} %s"})
+    finally:
+        webbrowser._tryorder = None  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.stderr
+    assert seen.read_text(encoding="utf-8") == (reviewed.root / "output" / "_review" / "index.html").resolve().as_uri()
