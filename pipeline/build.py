@@ -30,7 +30,7 @@ from .drafts import (
 from .errors import DraftError, GuideError, PipelineError, StoreError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
-from .models import Draft, Feed, Guide, Item, Outcome
+from .models import Draft, Feed, Guide, Item, LinkVerdicts, Outcome
 from .policy import (
     FRONT_MATTER,
     REGION_FOLLOWS,
@@ -180,8 +180,12 @@ def build_drafts(
     only: Sequence[str] | None = None,
     regions_only: bool = False,
     context_drafter: ContextDrafter | None = None,
+    links: LinkVerdicts | None = None,
 ) -> BuildReport:
-    """Render every guide and bring its draft up to date; one bad guide never stops the others."""
+    """Render every guide and bring its draft up to date; one bad guide never stops the others.
+
+    `links` (from link health) names links never to list (dead) and links that moved (the entry
+    takes the new URL)."""
     try:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # e.g. a file named output, or a read-only project folder
@@ -211,7 +215,8 @@ def build_drafts(
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
             if twin not in selections:
-                selections[twin] = windows[guide.max_age_days].select(guide, feed_tags)
+                chosen_now = windows[guide.max_age_days].select(guide, feed_tags, links.dead if links else ())
+                selections[twin] = links.follow(chosen_now) if links else chosen_now
             chosen = selections[twin]
             digest = inputs.draft(guide_path, chosen, _draft_bytes(settings, slug), guide_bytes)
             if not force and fingerprints.get(slug) == digest:
