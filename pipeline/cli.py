@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -634,7 +635,12 @@ def check(obj: Context, paths: tuple[Path, ...], release: bool, output_format: s
         where = ", ".join(str(p) for p in paths) or str(_shown_path(settings.output_dir))
         click.echo(f"Error: {where}: no drafts (*.md) to check; run `pipeline build` first", err=True)
         sys.exit(2)  # a release gate that checked nothing must not pass
-    problems, errors = check_files(files, load_reference(settings.templates_dir), now_utc(), release=release)
+    from .guide_due import warnings_for_drafts
+
+    now = now_utc()
+    problems, errors = check_files(files, load_reference(settings.templates_dir), now, release=release)
+    problems += [replace(p, path=_shown_path(p.path)) for p in warnings_for_drafts(
+        files, settings.root, settings.guides_dir, _stored_items(obj), now.date(), release=release)]
     for error in errors:
         click.echo(f"Error: {error.message}", err=True)
     _print_problems(problems, output_format, f"checked {len(files) - len(errors)} draft(s)"
@@ -657,6 +663,51 @@ def _print_problems(problems: list[Problem], output_format: str, checked: str) -
     summary = f"{len(problems) - warnings} problem(s)" if len(problems) > warnings else "no problems"
     summary += f", {warnings} warning(s) (failures with --release)" if warnings else ""
     click.echo(f"{checked}: {summary}", err=True)
+
+
+def _has_store(obj: Context) -> bool:
+    """A store to read from: a server, or the SQLite file (which reading commands never create)."""
+    return bool(obj.settings.store) or obj.settings.store_path.exists()
+
+
+def _stored_items(obj: Context) -> list[Any]:
+    """Stored items, for guides' watch words; none when there is no store yet."""
+    return obj.store.items() if _has_store(obj) else []
+
+
+@cli.command()
+@click.option("--open", "open_browser", is_flag=True, help="Open the index in a web browser afterwards.")
+@click.option("--diff", "diff_slug", metavar="SLUG", default=None,
+              help="Print what changed in output/SLUG.md since it was approved, as a unified diff.")
+@click.pass_obj
+@handle_errors
+def review(obj: Context, open_browser: bool, diff_slug: str | None) -> None:
+    """Write the reviewers' pages to output/_review/: every draft as readers see it.
+
+    The index lists each draft's status, what needs a person, check problems, notes and last
+    change; each draft's page marks guide, feed and model text, shows problems at their lines and
+    the words changed since approval. Plain files: no server needed.
+
+    Example:
+
+    \b
+        pipeline review --open
+        pipeline review --diff wechat-encryption | less
+    """
+    from .review import approval_diff, write_site
+
+    settings = obj.settings
+    if diff_slug is not None:
+        click.echo(approval_diff(settings, diff_slug), nl=False)
+        return
+    ledger = obj.store.conditions() if _has_store(obj) else []
+    index = write_site(settings, now_utc(), _stored_items(obj), ledger)
+    click.echo(f"wrote {_shown_path(index)}")
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(index.resolve().as_uri()):
+            warn(f"no web browser could be started; open {index} yourself")
 
 
 @cli.command()

@@ -188,6 +188,9 @@ class Guide:
     faq: tuple[FaqEntry, ...] = ()
     conclusion: str = ""
     checklist: tuple[str, ...] = ()
+    review_every_days: int | None = None  # `review_every: 180d`: an editor looks at it again this often
+    reviewed: dt.date | None = None  # when an editor last checked the guide's facts
+    watch: tuple[str, ...] = ()  # words that, in a story arriving after `reviewed`, call for a look
 
 
 @dataclass(frozen=True)
