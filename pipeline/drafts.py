@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from .errors import DraftError
+from .pause import pause_point
 
 TEMP_PREFIX = ".pipeline-"
 TEMP_SUFFIX = ".tmp"
@@ -263,6 +264,7 @@ def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        pause_point("draft-staged")
         os.replace(temp, path)
     except BaseException as exc:
         try:
@@ -273,6 +275,7 @@ def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
             raise DraftError(path, f"cannot be written ({exc.strerror or exc}); check that {path.parent} "
                                    "is writable and the disk has space") from exc
         raise
+    pause_point("draft-renamed")
 
 
 def remove_stale_temp_files(folder: Path) -> int:

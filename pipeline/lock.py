@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import FileError, LockHeld
+from .pause import pause_point
 
 
 @contextmanager
@@ -31,6 +32,7 @@ def project_lock(path: Path, wait_seconds: float = 10.0) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                pause_point("lock-busy")
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
                     raise LockHeld(f"another pipeline run holds {path} (pid {holder}); try again later") from None
