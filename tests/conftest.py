@@ -26,6 +26,9 @@ if os.environ.get("CI"):
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+# The suite's own project: guides, templates and a feed list that only tests change. Tests never read
+# the live templates/, sources/ or output/, so an editor's ordinary work never turns the suite red.
+FIXTURE = DATA / "project"
 
 
 @dataclass
@@ -202,10 +205,10 @@ def feed_server() -> Iterator[FeedServer]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A project folder with the real templates and guides, an empty feeds file and no store."""
+    """A project folder with the fixture's templates and guides, an empty feeds file and no store."""
     root = tmp_path / "project"
     root.mkdir()
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(FIXTURE / "templates", root / "templates")
     (root / "sources").mkdir()
     (root / "sources" / "feeds.toml").write_text("", encoding="utf-8")
     (root / "output").mkdir()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import DATA, REPO, Route, write_feeds
+from conftest import DATA, FIXTURE, Route, write_feeds
 
 from pipeline.cli import cli
 
@@ -55,7 +55,7 @@ def run(project: Path, *args: str) -> str:
 
 def fresh_project(tmp_path: Path, name: str) -> Path:
     root = tmp_path / name
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(FIXTURE / "templates", root / "templates")
     (root / "sources").mkdir()
     (root / "output").mkdir()
     return root

@@ -12,10 +12,10 @@ from pipeline.cli import cli
 from pipeline.errors import GuideError
 from pipeline.guides import load_guide, parse_guide
 
-from conftest import DATA, REPO
+from conftest import DATA, FIXTURE
 
 BAD_GUIDES = DATA / "guides"
-SHIPPED = sorted(p.stem for p in (REPO / "templates" / "guides").glob("*.md"))
+SHIPPED = sorted(p.stem for p in (FIXTURE / "templates" / "guides").glob("*.md"))
 
 # file under tests/data/guides/ -> (line the error must name, words the message must contain)
 MALFORMED = {
@@ -96,5 +96,5 @@ def test_template_syntax_in_a_guide_body_is_refused_with_its_line() -> None:
 
 @pytest.mark.parametrize("slug", SHIPPED)
 def test_shipped_guides_are_well_formed(slug: str) -> None:
-    guide = load_guide(REPO / "templates" / "guides" / f"{slug}.md")
+    guide = load_guide(FIXTURE / "templates" / "guides" / f"{slug}.md")
     assert guide.title and guide.keywords and guide.sections and guide.faq and guide.checklist

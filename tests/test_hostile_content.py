@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import FIXTURE
 from faultserver import FaultServer, rss
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -205,7 +205,7 @@ def hostile_feed(entries: list[tuple[str, str, str]], title: str) -> bytes:
 def hostile_project() -> Iterator[Path]:
     """One guide that lists up to 12 items, so most generated entries reach the draft."""
     root = Path(tempfile.mkdtemp(prefix="hostile-"))
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(FIXTURE / "templates", root / "templates")
     for other in (root / "templates" / "guides").glob("*.md"):
         if other.name != "mobile-payments.md":
             other.unlink()

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import REPO
+from conftest import FIXTURE
 from markdown_it import MarkdownIt
 
 from pipeline import drafts
@@ -30,7 +30,7 @@ from pipeline.render import (
     render_offline_context,
 )
 
-TEMPLATES = REPO / "templates"
+TEMPLATES = FIXTURE / "templates"
 NOW = dt.datetime(2026, 3, 6, tzinfo=dt.timezone.utc)
 GUIDE = load_guide(TEMPLATES / "guides" / "wechat-encryption.md")
 

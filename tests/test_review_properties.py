@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
+from conftest import FIXTURE
 from pipeline.drafts import blank_regions, read_draft
 from pipeline.models import Item
 from pipeline.store import Store
@@ -73,7 +73,7 @@ def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with stored news and built drafts; every example starts from a copy of it."""
     root = tmp_path_factory.mktemp("template") / "project"
     root.mkdir()
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(FIXTURE / "templates", root / "templates")
     (root / "sources").mkdir()
     (root / "sources" / "feeds.toml").write_text("", encoding="utf-8")  # news arrives via the store
     (root / "output").mkdir()
