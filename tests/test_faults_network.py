@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import Route, write_feeds
-from faultserver import FaultServer, refused_url, rss
+from faultserver import FaultServer, gzip_bomb, refused_url, rss
 
 from pipeline.cli import cli
 from pipeline.config import Settings
@@ -48,6 +48,7 @@ FAULTS = {
 
 @pytest.fixture(scope="module")
 def faults() -> Iterator[FaultServer]:
+    gzip_bomb()  # built now (a gigabyte's checksum), not while a client's deadline runs
     server = FaultServer().start()
     server.feeds["good"] = rss("Good News", [("Visa rules change for students", "https://news.example.com/visa"),
                                              ("Alipay adds foreign cards", "https://news.example.com/alipay")])
