@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.models import Item
-from pipeline.store import Store
+from pipeline.store import open_store
 
 # The test suite's project, not the live content: an editor's change to templates/ never moves a number.
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "data" / "project"
@@ -68,7 +68,7 @@ def populate_store(path: Path, feeds: int, items_per_feed: int, feed_base: str) 
     """Store feeds x items_per_feed items dated over the last 60 days, through the real store."""
     today = dt.date.today()
     now = dt.datetime.now(dt.timezone.utc)
-    with Store(path) as store:
+    with open_store(path) as store:
         total = 0
         for feed in range(feeds):
             url = f"{feed_base}/feed/{feed}.xml"

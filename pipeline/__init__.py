@@ -22,7 +22,7 @@ _EXPORTS = {
     "DraftError": "errors", "StoreError": "errors", "LockHeld": "errors",
     # stages
     "Settings": "config", "load_settings": "config", "load_feeds": "config", "now_utc": "config",
-    "Store": "store",
+    "Store": "store", "open_store": "store",
     "extract_items": "extract",
     "update_feeds": "update",
     "select_further_reading": "select",

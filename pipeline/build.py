@@ -14,8 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import merge3
-
 from .config import Settings
 from .drafts import (
     DraftFile,
@@ -33,17 +31,17 @@ from .errors import DraftError, GuideError, PipelineError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item
+from .policy import (
+    STATUSES,
+    after_change,
+    decide_regions,
+    generated_keys,
+    merge_body,
+    merge_front_matter,
+    review_status,
+)
 from .select import Candidates, select_further_reading
 from .store import Store
-
-# Front matter keys the pipeline keeps up to date, unless a reviewer changed them.
-GENERATED_KEYS = ("title", "description", "audience", "tags", "keywords", "guide", "max_age_days",
-                  "further_reading", "generator", "ai")
-REGION_KEYS = {"further-reading": ("further_reading",), "context": ("ai",)}
-# A region whose text is written from another one: the context paragraph cites the Further Reading list,
-# so when a reviewer's list is kept, the context that matches it is kept too.
-REGION_FOLLOWS = {"context": "further-reading"}
-STATUSES = ("draft", "in-review", "approved")
 
 # Drafts a model part: (guide, items) -> (context paragraph, provenance for front matter) or None.
 ContextDrafter = Callable[[Guide, Sequence[Item]], "tuple[str, dict[str, object]] | None"]
@@ -81,16 +79,6 @@ class Generation:
 
     draft: Draft
     skeleton: str  # body with regions emptied
-
-    @property
-    def records(self) -> dict[str, str]:
-        parts = {"skeleton": self.skeleton, "front_matter": json.dumps(_generated_keys(self.draft.front_matter))}
-        parts.update({f"region:{name}": content for name, content in self.draft.regions.items()})
-        return parts
-
-
-def _generated_keys(front_matter: dict[str, object]) -> dict[str, object]:
-    return {k: front_matter[k] for k in GENERATED_KEYS if k in front_matter}
 
 
 def generate(
@@ -201,6 +189,43 @@ def build_drafts(
     return BuildReport(tuple(reports))
 
 
+@dataclass(frozen=True)
+class LastWritten:
+    """What the pipeline last wrote into one draft: the base every merge compares against."""
+
+    regions: dict[str, str] = field(default_factory=dict)
+    skeleton: str | None = None  # None: no record of the body
+    front_matter: dict[str, object] | None = None  # generated keys; None: no record
+
+    @classmethod
+    def from_records(cls, records: dict[str, str]) -> LastWritten:
+        regions = {part.removeprefix("region:"): text for part, text in records.items()
+                   if part.startswith("region:")}
+        front = json.loads(records["front_matter"]) if "front_matter" in records else None
+        return cls(regions, records.get("skeleton"), front)
+
+
+def _remember(store: Store, slug: str, regions: dict[str, str], skeleton: str | None,
+              front_matter: dict[str, object]) -> None:
+    """Record what the pipeline wrote: a region it left alone keeps its old record, so a reviewer who
+    undoes their edit hands the region back to the pipeline; refresh never moves the skeleton."""
+    records = {f"region:{name}": text for name, text in regions.items()}
+    if skeleton is not None:
+        records["skeleton"] = skeleton
+    records["front_matter"] = json.dumps(front_matter)
+    store.save_generated(slug, records)
+
+
+def _repeated_region(path: Path, existing: DraftFile) -> str | None:
+    repeats = repeated_regions(existing.body)
+    if not repeats:
+        return None
+    line, name = repeats[0]
+    line += existing.text.count("\n") - existing.body.count("\n")  # body line -> file line
+    return (f"{path}:{line}: region {name!r} appears twice; draft left untouched (keep one copy of its "
+            "markers and move your text outside them, or use `build --force` to regenerate)")
+
+
 def _update(
     store: Store,
     slug: str,
@@ -212,138 +237,42 @@ def _update(
     force: bool,
     regions_only: bool,
 ) -> DraftReport:
-    draft = generation.draft
-    records = store.generated(slug)
+    """Bring one reviewed draft up to date, policy by policy (see `policy`)."""
     if existing is None or (force and not regions_only):
         return _write_whole(store, slug, path, generation, existing)
-
-    repeats = repeated_regions(existing.body)
-    if repeats:
-        line, name = repeats[0]
-        line += existing.text.count("\n") - existing.body.count("\n")  # body line -> file line
-        return DraftReport(slug, path, "error", (
-            f"{path}:{line}: region {name!r} appears twice; draft left untouched (keep one copy of its "
-            "markers and move your text outside them, or use `build --force` to regenerate)",))
-
+    repeated = _repeated_region(path, existing)
+    if repeated:
+        return DraftReport(slug, path, "error", (repeated,))
     status, status_note = review_status(existing.front_matter)
     notes: list[str] = [f"{path}: {status_note}"] if status_note else []
     if status == "approved" and not regions_only and not force:
         return DraftReport(slug, path, "kept", (*notes, f"{path}: approved; body left alone (use --force to regenerate)"))
 
-    # Regions: replaced unless a reviewer edited them since the pipeline last wrote them.
-    on_disk = existing.regions
-    regions: dict[str, str] = {}
-    left_alone: set[str] = set()
-    # Leaders first, so a follower knows whether its leader was kept.
-    order = sorted(draft.regions, key=lambda name: name in REGION_FOLLOWS)
-    for name in order:
-        content = draft.regions[name]
-        if name not in on_disk:
-            notes.append(f"{path}: region {name!r} markers are missing; region not updated "
-                         "(restore the markers, or use `build --force` to regenerate)")
-            left_alone.add(name)
-            continue
-        last = records.get(f"region:{name}")
-        leader = REGION_FOLLOWS.get(name)
-        if leader in left_alone and on_disk[name] != content:
-            notes.append(f"{path}: region {name!r} cites region {leader!r}, which was left alone; "
-                         "left alone too")
-            left_alone.add(name)
-        elif force or on_disk[name] == content or on_disk[name] == last:
-            regions[name] = content
-        elif last is None:
-            # Without a record we cannot tell a hand edit from our own text, so we keep the words.
-            notes.append(f"{path}: region {name!r}: no record of what the pipeline last wrote there (new "
-                         "store?); left alone (use --force to replace it)")
-            left_alone.add(name)
-        else:
-            notes.append(f"{path}: region {name!r} was edited by hand; left alone (use --force to replace it)")
-            left_alone.add(name)
+    draft, last = generation.draft, LastWritten.from_records(store.generated(slug))
+    plan = decide_regions(path, draft.regions, existing.regions, last.regions, force=force)
+    body = merge_body(path, existing.body, last.skeleton, generation.skeleton, plan, regions_only=regions_only)
+    if body.body is None:
+        return DraftReport(slug, path, "conflict", body.notes)
+    front = merge_front_matter(path, existing, draft.front_matter, last.front_matter, plan.kept_keys,
+                               regions_only=regions_only, force=force)
+    notes += [*plan.notes, *body.notes, *front.notes]
 
-    # Everything outside the regions: three-way merge of last generation, reviewer's file, new generation.
-    ours = blank_regions(existing.body)
-    base = records.get("skeleton")
-    if regions_only:
-        skeleton = ours
-    elif base is None:
-        skeleton = ours
-        notes.append(f"{path}: no record of the last generation (new store?); only managed regions "
-                     "updated; use --force to regenerate")
-    else:
-        merged = _merge(base, ours, generation.skeleton)
-        if merged is None:
-            return DraftReport(slug, path, "conflict", (
-                f"{path}: reviewer edits conflict with the changed guide or templates; draft left untouched "
-                "(resolve by hand, or use --force to regenerate)",))
-        skeleton = merged
-    # Filling the reviewer's own body (not the merged skeleton) when only regions move keeps every
-    # other byte exactly as it was, blank lines inside untouched regions included.
-    if skeleton == ours:
-        body = fill_regions(existing.body, regions)
-    else:
-        kept = {name: on_disk[name] for name in left_alone if name in on_disk}
-        body = fill_regions(skeleton, {**kept, **regions})
-
-    # Front matter: generated keys follow the generation unless a reviewer changed them.
-    fm_text = existing.front_matter_text
-    front_recorded = "front_matter" in records
-    last_front = json.loads(records["front_matter"]) if front_recorded else {}
-    owned_by_kept_region = {key for name in left_alone for key in REGION_KEYS.get(name, ())}
-    region_keys = {key for keys in REGION_KEYS.values() for key in keys}
-    keys = [k for k in GENERATED_KEYS if k in draft.front_matter]
-    if regions_only:
-        keys = [k for k in keys if k in region_keys]
-    for key in keys:
-        if key in owned_by_kept_region:
-            continue
-        current = existing.front_matter.get(key)
-        in_file = key in existing.front_matter
-        # A key that follows a region (further_reading) comes back with its region; any other key a
-        # reviewer deleted stays deleted, as a reviewer's change of its value stays.
-        deletable = key not in region_keys
-        reviewer_changed = key in last_front and (current != last_front[key] if in_file else deletable)
-        if reviewer_changed and not (force and key in region_keys):
-            continue  # a reviewer changed it: theirs
-        unknown = not front_recorded and (current != draft.front_matter[key] if in_file else deletable)
-        if unknown and not (force and key in region_keys):
-            # Without a record a reviewer's value cannot be told from an old generation: keep it.
-            notes.append(f"{path}: front matter {key!r}: no record of what the pipeline last wrote there (new "
-                         "store?); left alone (use --force to replace it)")
-            continue
-        if current != draft.front_matter[key]:
-            fm_text = set_front_matter_key(fm_text, key, draft.front_matter[key])
-
-    changed_body = body != existing.body
-    if fm_text != existing.front_matter_text or changed_body:
-        if status == "approved":  # front matter alone counts too: an approved draft never changes silently
-            fm_text = set_front_matter_key(fm_text, "status", "in-review")
-            notes.append(f"{path}: was approved; news changed it, so it is back to in-review")
+    outcome = "unchanged"
+    if front.text != existing.front_matter_text or body.body != existing.body:
+        # Front matter alone counts too: an approved draft never changes silently.
+        fm_text, status_notes = after_change(path, status, front.text)
+        notes += status_notes
         fm_text = set_front_matter_key(fm_text, "lastmod", draft.front_matter["lastmod"])
-        text = existing.with_changes(fm_text, body)
-        split_draft(path, text)  # never write a draft we could not read back
-        if not _write_unless_changed_meanwhile(path, existing, text):
-            return DraftReport(slug, path, "kept", (
-                f"{path}: changed on disk while the pipeline worked on it; left alone until the next run",))
+        if not write_draft(path, existing, existing.with_changes(fm_text, body.body)):
+            return _changed_meanwhile(slug, path)
         outcome = "updated"
-    else:
-        outcome = "unchanged"
-
-    # Records say what the pipeline last wrote: a region it left alone keeps its old record, so a
-    # reviewer who undoes their edit hands the region back to the pipeline.
-    records_out = generation.records
-    for name in left_alone:
-        records_out.pop(f"region:{name}", None)
-    generated_front = _generated_keys(draft.front_matter)
-    kept_front = dict(last_front)
-    for key, value in generated_front.items():
-        if key in owned_by_kept_region or (regions_only and key not in region_keys):
-            continue
-        kept_front[key] = value
-    records_out["front_matter"] = json.dumps(kept_front)
-    if regions_only:
-        records_out.pop("skeleton")  # refresh never moves the merge base: only `build` regenerates it
-    store.save_generated(slug, records_out)
+    _remember(store, slug, plan.remember, None if regions_only else generation.skeleton, front.remember)
     return DraftReport(slug, path, outcome, tuple(notes))
+
+
+def _changed_meanwhile(slug: str, path: Path) -> DraftReport:
+    return DraftReport(slug, path, "kept", (
+        f"{path}: changed on disk while the pipeline worked on it; left alone until the next run",))
 
 
 def _write_whole(
@@ -360,19 +289,30 @@ def _write_whole(
         # Same text but for lastmod is no change: lastmod moves only when something else did.
         same = dict(front, lastmod=existing.front_matter.get("lastmod", front["lastmod"]))
         if compose_draft_text(same, draft.body) == existing.text:
-            store.save_generated(slug, generation.records)
+            _remember(store, slug, draft.regions, generation.skeleton, generated_keys(draft.front_matter))
             return DraftReport(slug, path, "unchanged")
         notes.append(f"{path}: regenerated with --force; hand edits replaced")
         if status == "approved":
             notes.append(f"{path}: was approved; regenerated, so it is back to in-review")
-    text = compose_draft_text(front, draft.body)
+    if not write_draft(path, existing, compose_draft_text(front, draft.body)):
+        return _changed_meanwhile(slug, path)
+    _remember(store, slug, draft.regions, generation.skeleton, generated_keys(draft.front_matter))
+    return DraftReport(slug, path, "created" if existing is None else "updated", tuple(notes))
+
+
+# -- write ---------------------------------------------------------------------------------------
+
+
+def write_draft(path: Path, existing: DraftFile | None, text: str) -> bool:
+    """Write a draft atomically, unless a reviewer saved it since we read it (their save wins).
+
+    The one place drafts are written; False when the file changed meanwhile and was left alone.
+    """
+    split_draft(path, text)  # never write a draft we could not read back
     if existing is None:
         write_atomic(path, text)
-    elif not _write_unless_changed_meanwhile(path, existing, text):
-        return DraftReport(slug, path, "kept", (
-            f"{path}: changed on disk while the pipeline worked on it; left alone until the next run",))
-    store.save_generated(slug, generation.records)
-    return DraftReport(slug, path, "created" if existing is None else "updated", tuple(notes))
+        return True
+    return _write_unless_changed_meanwhile(path, existing, text)
 
 
 def _write_unless_changed_meanwhile(path: Path, existing: DraftFile, text: str) -> bool:
@@ -385,27 +325,6 @@ def _write_unless_changed_meanwhile(path: Path, existing: DraftFile, text: str) 
         return False
     write_atomic(path, text, existing.newline)
     return True
-
-
-def review_status(front_matter: dict[str, object]) -> tuple[str, str | None]:
-    """The status the pipeline acts on, and a note when the file's value is not one of STATUSES.
-
-    A hand-typed 'Approved' means approved; anything else unknown ('aproved', 'final') is treated as
-    approved too, because wrongly protecting a draft costs a note and wrongly changing one breaks a promise.
-    """
-    raw = front_matter.get("status", "draft")
-    status = str(raw).strip().lower()
-    if status in STATUSES:
-        return status, None
-    return "approved", f"unknown status {raw!r}; treated as approved (use one of {', '.join(STATUSES)})"
-
-
-def _merge(base: str, ours: str, theirs: str) -> str | None:
-    """Line-based three-way merge; None on conflict."""
-    merger = merge3.Merge3(base.splitlines(True), ours.splitlines(True), theirs.splitlines(True))
-    if any(group[0] == "conflict" for group in merger.merge_groups()):
-        return None
-    return "".join(merger.merge_lines())
 
 
 def set_status(path: Path, status: str) -> bool:

@@ -14,8 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from . import markdown
 from .drafts import find_regions, marker_problems, split_draft
 from .errors import DraftError
+from .frontmatter import split_front_matter
 from .models import Problem
 from .render import make_environment, render_further_reading, render_template
 from .select import headline_key
@@ -47,14 +49,8 @@ RULE_TEMPLATE = "template-syntax"
 RULE_STATUS = "status"
 
 _VS16 = "\ufe0f"  # emoji presentation selector: invisible, so never the reason a line fails
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_INLINE_CODE = re.compile(r"(?<![\\`])(`+)(?!`)(.+?)(?<!`)\1(?!`)")
-_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 _BEGIN = "<!-- pipeline:begin {name} -->"
 _CITATION = re.compile(r"(?<!\\)\[((?:\\.|[^\[\]\\\n])+?),[ \t]*(\d{4}-\d{2}-\d{2})\](?!\()")
-_MD_LINK = re.compile(r"(?<!\\)!?\[(?:\\.|[^\[\]\\\n])*\]\([ \t]*(<[^>\n]*>|(?:[^\s()]|\([^\s()]*\))*)")
-_REF_DEFINITION = re.compile(r"^ {0,3}\[(?:\\.|[^\[\]\\\n])+\]:[ \t]*(<[^>\n]*>|\S+)", re.MULTILINE)
-_AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.-]{1,31}:[^<>\s]*)>")
 _HTML_LINK = re.compile(r"<[A-Za-z][^<>]*?\s(?:href|src)\s*=\s*[\"']?([^\"'\s>]*)", re.IGNORECASE)
 _TEMPLATE = re.compile(r"\{[{%#]")
 _ENTRY_HEADLINE = re.compile(r"^\U0001F538 (\S(?:.*\S)?)(?:  )?$")
@@ -166,7 +162,9 @@ class _Checker:
             self.body = draft.body
             self.offset = text[: len(text) - len(draft.body)].count("\n")
         self.lines = self.body.splitlines()
-        self.masked = _mask_code(self.lines)  # code blocks and spans blanked, line numbers kept
+        self.tokens = markdown.parse(self.body)
+        # (body line, level, "## text") of each heading of the document, code blocks never among them
+        self.heading_list = [(h.line + 1, h.level, f"{'#' * h.level} {h.text}") for h in markdown.headings(self.tokens)]
         self.regions = find_regions(self.body)
         self.entries: list[Entry] = []
         self.listed_citations: set[tuple[str, dt.date]] = set()  # (source, date) on any entry's source line
@@ -207,6 +205,11 @@ class _Checker:
         for key in REQUIRED_KEYS:
             if key not in fm:
                 yield Problem(self.path, 1, RULE_FRONT_MATTER, f"front matter lacks {key!r}; add it (see README)")
+        yield from self.check_front_matter_values(fm)
+        yield from self.check_status(fm)
+        yield from self.check_front_matter_list(fm)
+
+    def check_front_matter_values(self, fm: dict[str, object]) -> Iterator[Problem]:
         for key in ("title", "slug"):
             if key in fm and (not isinstance(fm[key], str) or not str(fm[key]).strip()):
                 yield Problem(self.path, self.fm_line(key), RULE_FRONT_MATTER, f"{key!r} must be non-empty text")
@@ -216,6 +219,12 @@ class _Checker:
                               f"{key!r} is not a date; write it like '2026-03-06T08:00:00Z'")
         if "draft" in fm and not isinstance(fm["draft"], bool):
             yield Problem(self.path, self.fm_line("draft"), RULE_FRONT_MATTER, "'draft' must be true or false")
+        value = fm.get("max_age_days")
+        if "max_age_days" in fm and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            yield Problem(self.path, self.fm_line("max_age_days"), RULE_FRONT_MATTER,
+                          "'max_age_days' must be a whole number of days")
+
+    def check_status(self, fm: dict[str, object]) -> Iterator[Problem]:
         status = fm.get("status")
         if "status" in fm and status not in STATUSES:
             yield Problem(self.path, self.fm_line("status"), RULE_FRONT_MATTER,
@@ -224,18 +233,14 @@ class _Checker:
             yield Problem(self.path, self.fm_line("status"), RULE_STATUS,
                           f"status is {status!r}, a release needs 'approved' "
                           f"(pipeline status {self.path} approved, after review)")
-        if "max_age_days" in fm and (isinstance(fm["max_age_days"], bool) or not isinstance(fm["max_age_days"], int)
-                                     or fm["max_age_days"] < 0):
-            yield Problem(self.path, self.fm_line("max_age_days"), RULE_FRONT_MATTER,
-                          "'max_age_days' must be a whole number of days")
+
+    def check_front_matter_list(self, fm: dict[str, object]) -> Iterator[Problem]:
         listed = fm.get("further_reading")
         if "further_reading" in fm and not isinstance(listed, list):
             yield Problem(self.path, self.fm_line("further_reading"), RULE_FRONT_MATTER,
                           "'further_reading' must be a list of {headline, source, date, url}")
         for number, entry in enumerate(listed if isinstance(listed, list) else [], start=1):
-            if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) and entry.get(k)
-                                                      for k in ("headline", "source", "url")) \
-                    or _date(entry.get("date")) is None:
+            if not _complete_entry(entry):
                 yield Problem(self.path, self.fm_line("further_reading"), RULE_FRONT_MATTER,
                               f"further_reading entry {number} needs headline, source, date (YYYY-MM-DD) and url")
 
@@ -250,13 +255,8 @@ class _Checker:
     # -- structure ---------------------------------------------------------------------------
 
     def headings(self) -> list[tuple[int, int, str]]:
-        """(body line, level, text) of every ATX heading outside code."""
-        found = []
-        for number, line in enumerate(self.masked, start=1):
-            match = _HEADING.match(line)
-            if match:
-                found.append((number, len(match.group(1)), line.rstrip()))
-        return found
+        """(body line, level, "## text") of every heading of the document."""
+        return self.heading_list
 
     def marker_line(self, name: str, kind: str = "begin") -> int | None:
         marker = f"<!-- pipeline:{kind} {name} -->"
@@ -266,15 +266,12 @@ class _Checker:
         return None
 
     def check_sections(self) -> Iterator[Problem]:
-        headings = self.headings()
-        title_line = next((n for n, level, _ in headings if level == 1), None)
-        required: list[tuple[str, int | None]] = [("`# title`", title_line)]
-        required.append(("the context region", self.marker_line("context")))
-        for heading in (FAQ, CONCLUSION, JOIN, FURTHER_READING):
-            required.append((f"`{heading}`", self.heading_line(headings, heading)))
-        required.append(("the further-reading region", self.marker_line("further-reading")))
-        required.append((f"`{DISCLAIMER}`", self.heading_line(headings, DISCLAIMER)))
+        yield from self.check_repeated_headings()
+        yield from self.check_title()
+        yield from self.check_section_order()
 
+    def check_repeated_headings(self) -> Iterator[Problem]:
+        headings = self.headings()
         for heading in (FAQ, CONCLUSION, JOIN, FURTHER_READING, DISCLAIMER):
             lines = [n for n, _, text in headings if _same(text, heading)]
             for extra in lines[1:]:
@@ -284,15 +281,28 @@ class _Checker:
         for extra in ones[1:]:
             yield self.problem(extra, RULE_SECTIONS, "a second `# ` heading; the title is the only one, "
                                "use `## ` for sections")
-        if title_line is not None and title_line != (headings[0][0] if headings else None):
+
+    def check_title(self) -> Iterator[Problem]:
+        headings = self.headings()
+        title_line, shown = next(((n, text[2:]) for n, level, text in headings if level == 1), (None, ""))
+        if title_line is None:
+            return  # the order check says it is missing
+        if title_line != headings[0][0]:
             yield self.problem(title_line, RULE_SECTIONS, "the `# title` heading must come before every other heading")
         title = (self.front_matter or {}).get("title")
-        if title_line is not None and isinstance(title, str):
-            shown = _plain(_HEADING.match(self.masked[title_line - 1]).group(2))  # type: ignore[union-attr]
-            if " ".join(shown.split()) != " ".join(title.split()):
-                yield self.problem(title_line, RULE_SECTIONS,
-                                   f"the `# ` heading says {shown!r} but front matter title is {title!r}; make them agree")
+        shown = _plain(shown)
+        if isinstance(title, str) and " ".join(shown.split()) != " ".join(title.split()):
+            yield self.problem(title_line, RULE_SECTIONS,
+                               f"the `# ` heading says {shown!r} but front matter title is {title!r}; make them agree")
 
+    def check_section_order(self) -> Iterator[Problem]:
+        headings = self.headings()
+        required: list[tuple[str, int | None]] = [("`# title`", next((n for n, lv, _ in headings if lv == 1), None))]
+        required.append(("the context region", self.marker_line("context")))
+        for heading in (FAQ, CONCLUSION, JOIN, FURTHER_READING):
+            required.append((f"`{heading}`", self.heading_line(headings, heading)))
+        required.append(("the further-reading region", self.marker_line("further-reading")))
+        required.append((f"`{DISCLAIMER}`", self.heading_line(headings, DISCLAIMER)))
         last_name, last_line = None, 0
         for index, (name, line) in enumerate(required):
             if line is None and name.endswith("region"):
@@ -482,28 +492,29 @@ class _Checker:
     def check_citations(self) -> Iterator[Problem]:
         # Any source line counts, even in an entry with other format problems: one fault, one report.
         entries = self.listed_citations
-        for number, line in enumerate(self.masked, start=1):
-            for match in _CITATION.finditer(line):
+        for first, text in markdown.prose(self.tokens):
+            for match in _CITATION.finditer(text):
                 source, stamp = _plain(match.group(1)), match.group(2)
                 if (_fold(source), _date(stamp)) not in entries:
-                    yield self.problem(number, RULE_CITATION,
+                    yield self.problem(first + 1 + text.count("\n", 0, match.start()), RULE_CITATION,
                                        f"[{source}, {stamp}] matches no Further Reading entry; "
                                        "cite a listed source and date, or remove the citation")
 
+    def link_targets(self) -> Iterator[tuple[int, str]]:
+        """(body line, destination) of every link a reader's Markdown renderer makes."""
+        for line, token in markdown.positioned(self.tokens):
+            if token.type in ("link_open", "image"):
+                yield line + 1, str(token.attrs.get("href" if token.type == "link_open" else "src", ""))
+            elif token.type == "definition":
+                yield line + 1, str(token.meta.get("url", ""))
+            elif token.type in ("html_inline", "html_block"):
+                for match in _HTML_LINK.finditer(token.content):
+                    yield line + 1 + token.content.count("\n", 0, match.start()), match.group(1)
+
     def check_links(self) -> Iterator[Problem]:
-        for number, line in enumerate(self.masked, start=1):
-            targets = [m.group(1) for m in _MD_LINK.finditer(line)]
-            targets += [m.group(1) for m in _AUTOLINK.finditer(line)]
-            targets += [m.group(1) for m in _HTML_LINK.finditer(line)]
-            for target in targets:
-                url = target.strip("<>")
-                if not _is_web_url(url):
-                    yield self.problem(number, RULE_LINK, f"link {url!r} is not http(s); use an absolute https:// URL")
-        for match in _REF_DEFINITION.finditer("\n".join(self.masked)):
-            url = match.group(1).strip("<>")
-            if not _is_web_url(url):
-                number = "\n".join(self.masked).count("\n", 0, match.start()) + 1
-                yield self.problem(number, RULE_LINK, f"link {url!r} is not http(s); use an absolute https:// URL")
+        for number, target in self.link_targets():
+            if not _is_web_url(target):
+                yield self.problem(number, RULE_LINK, f"link {target!r} is not http(s); use an absolute https:// URL")
         for index, entry in enumerate(self.fm_further_reading(), start=1):
             url = entry.get("url")
             if isinstance(url, str) and not _is_web_url(url):
@@ -511,12 +522,21 @@ class _Checker:
                               f"further_reading entry {index} url {url!r} is not http(s)")
 
     def check_template_syntax(self) -> Iterator[Problem]:
-        for number, line in enumerate(self.masked, start=1):
-            match = _TEMPLATE.search(line)
-            if match:
-                yield self.problem(number, RULE_TEMPLATE,
-                                   f"template syntax {match.group(0)!r} left in the text; finish or remove it "
-                                   "(write it inside `code` if it is meant literally)")
+        reported: set[int] = set()
+        for first, text in markdown.prose(self.tokens):
+            for match in _TEMPLATE.finditer(text):
+                number = first + 1 + text.count("\n", 0, match.start())
+                if number not in reported:  # one report per line
+                    reported.add(number)
+                    yield self.problem(number, RULE_TEMPLATE,
+                                       f"template syntax {match.group(0)!r} left in the text; finish or remove it "
+                                       "(write it inside `code` if it is meant literally)")
+
+
+def _complete_entry(entry: object) -> bool:
+    """A front matter further_reading entry with every field a reader needs."""
+    return isinstance(entry, dict) and _date(entry.get("date")) is not None \
+        and all(isinstance(entry.get(k), str) and entry.get(k) for k in ("headline", "source", "url"))
 
 
 def _strip_where(message: str, path: Path) -> str:
@@ -526,31 +546,11 @@ def _strip_where(message: str, path: Path) -> str:
 
 def _body_without_front_matter(text: str) -> tuple[str, int]:
     """Best-effort body when the front matter is broken, so the other rules still run."""
-    if text.startswith("---\n"):
-        end = text.find("\n---\n", 3)
-        if end >= 0:
-            return text[end + 5 :], text.count("\n", 0, end + 5)
-    return text, 0
-
-
-def _mask_code(lines: Sequence[str]) -> list[str]:
-    """The lines with fenced code blocks emptied and inline code spans blanked out."""
-    masked: list[str] = []
-    fence: str | None = None
-    for line in lines:
-        opening = _FENCE.match(line)
-        if fence is not None:
-            if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(fence) \
-                    and not line.strip().lstrip(fence[0]):
-                fence = None
-            masked.append("")
-            continue
-        if opening:
-            fence = opening.group(1)
-            masked.append("")
-            continue
-        masked.append(_INLINE_CODE.sub(lambda m: " " * len(m.group(0)), line))
-    return masked
+    try:
+        parts = split_front_matter(text)
+    except ValueError:
+        return text, 0
+    return parts.body, parts.body_line
 
 
 def _blocks(lines: Sequence[str], first: int) -> list[list[tuple[int, str]]]:

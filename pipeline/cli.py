@@ -57,9 +57,9 @@ class Context:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from .store import Store
+            from .store import open_store
 
-            self._store = Store(self.settings.store_path)
+            self._store = open_store(self.settings.store_path)
         return self._store
 
     def close(self) -> None:

@@ -119,6 +119,21 @@ def _feed_at_error(text: str, exc: tomllib.TOMLDecodeError) -> str:
 
 def load_feeds(path: Path) -> list[Feed]:
     """Parse sources/feeds.toml; any mistake stops with one line naming the file and the fix."""
+    tables = _feed_tables(path)
+    feeds: list[Feed] = []
+    seen: dict[str, int] = {}
+    for number, table in enumerate(tables, start=1):
+        feed = _feed(path, number, table)
+        if feed.url in seen:
+            raise ConfigError(path, f"feed #{number} ({feed.url}): same url as feed #{seen[feed.url]}; "
+                                    "remove one of the two entries")
+        seen[feed.url] = number
+        feeds.append(feed)
+    return feeds
+
+
+def _feed_tables(path: Path) -> list[object]:
+    """The [[feeds]] tables of the file, not yet checked one by one."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: editors on Windows may save a BOM
     except FileNotFoundError as exc:
@@ -129,57 +144,54 @@ def load_feeds(path: Path) -> list[Feed]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, f"not valid TOML{_feed_at_error(text, exc)}: {exc}; fix the syntax there") from exc
-
     unknown_top = sorted(set(data) - {"feeds"})
     if unknown_top:
         raise ConfigError(path, f"unknown top-level key {unknown_top[0]!r}; only [[feeds]] tables belong here")
     tables = data.get("feeds", [])
     if not isinstance(tables, list):
         raise ConfigError(path, "'feeds' must be written as [[feeds]] tables")
+    return tables
 
-    feeds: list[Feed] = []
-    seen: dict[str, int] = {}
-    for number, table in enumerate(tables, start=1):
-        where = f"feed #{number}"
-        if not isinstance(table, dict):
-            raise ConfigError(path, f"{where} must be a [[feeds]] table")
-        url = table.get("url")
-        # Name the feed the way its author will find it in the file: by url, else by publisher.
-        if isinstance(url, str) and url.strip():
-            where = f"feed #{number} ({url.strip()})"
-        elif isinstance(table.get("publisher"), str):
-            where = f"feed #{number} (publisher {table['publisher']!r})"
-        unknown = sorted(set(table) - FEED_KEYS)
-        if unknown:
-            raise ConfigError(
-                path, f"{where}: unknown key {unknown[0]!r}; allowed keys are url, publisher, tags"
-            )
-        if not isinstance(url, str) or not url.strip():
-            raise ConfigError(path, f"{where}: missing 'url'; add url = \"https://...\"")
-        url = url.strip()
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-            raise ConfigError(path, f"{where}: url contains a control character (\\n, \\t, \\u0000...); remove it")
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
-        except ValueError as exc:
-            raise ConfigError(path, f"{where}: url is not a valid URL ({exc}); fix it") from exc
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(path, f"{where}: url must start with http:// or https://")
-        if url in seen:
-            raise ConfigError(path, f"{where}: same url as feed #{seen[url]}; remove one of the two entries")
-        seen[url] = number
-        publisher = table.get("publisher")
-        if publisher is not None and (not isinstance(publisher, str) or not publisher.strip()):
-            raise ConfigError(path, f"{where}: 'publisher' must be a non-empty string")
-        tags = table.get("tags", [])
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise ConfigError(path, f"{where}: 'tags' must be a list of strings, e.g. tags = [\"visa\"]")
-        feeds.append(
-            Feed(
-                url=url,
-                publisher=publisher.strip() if publisher else None,
-                tags=tuple(t.strip().lower() for t in tags if t.strip()),
-            )
-        )
-    return feeds
+
+def _feed_where(number: int, table: dict) -> str:
+    """The feed named the way its author will find it in the file: by url, else by publisher."""
+    url = table.get("url")
+    if isinstance(url, str) and url.strip():
+        return f"feed #{number} ({url.strip()})"
+    if isinstance(table.get("publisher"), str):
+        return f"feed #{number} (publisher {table['publisher']!r})"
+    return f"feed #{number}"
+
+
+def _feed(path: Path, number: int, table: object) -> Feed:
+    if not isinstance(table, dict):
+        raise ConfigError(path, f"feed #{number} must be a [[feeds]] table")
+    where = _feed_where(number, table)
+    unknown = sorted(set(table) - FEED_KEYS)
+    if unknown:
+        raise ConfigError(path, f"{where}: unknown key {unknown[0]!r}; allowed keys are url, publisher, tags")
+    url = _feed_url(path, where, table.get("url"))
+    publisher = table.get("publisher")
+    if publisher is not None and (not isinstance(publisher, str) or not publisher.strip()):
+        raise ConfigError(path, f"{where}: 'publisher' must be a non-empty string")
+    tags = table.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ConfigError(path, f"{where}: 'tags' must be a list of strings, e.g. tags = [\"visa\"]")
+    return Feed(url=url, publisher=publisher.strip() if publisher else None,
+                tags=tuple(t.strip().lower() for t in tags if t.strip()))
+
+
+def _feed_url(path: Path, where: str, url: object) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(path, f"{where}: missing 'url'; add url = \"https://...\"")
+    url = url.strip()
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ConfigError(path, f"{where}: url contains a control character (\\n, \\t, \\u0000...); remove it")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ConfigError(path, f"{where}: url is not a valid URL ({exc}); fix it") from exc
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(path, f"{where}: url must start with http:// or https://")
+    return url

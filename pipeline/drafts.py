@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from .errors import DraftError
+from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, replace_key, split_front_matter
 from .pause import pause_point
 
 TEMP_PREFIX = ".pipeline-"
@@ -111,12 +112,13 @@ def split_draft(path: Path, text: str) -> DraftFile:
     """Split a draft into front matter and body; a broken front matter is a DraftError with its line."""
     if text.startswith("\ufeff"):
         raise DraftError(path, "starts with a byte order mark (BOM); save it as UTF-8 without BOM", 1)
-    if not text.startswith("---\n"):
-        raise DraftError(path, "does not start with '---' front matter", 1)
-    end = text.find("\n---\n", 3)
-    if end < 0:
-        raise DraftError(path, "front matter is not closed by a '---' line", 1)
-    fm_text = text[4 : end + 1]
+    try:
+        parts = split_front_matter(text)
+    except FrontMatterMissing:
+        raise DraftError(path, "does not start with '---' front matter", 1) from None
+    except FrontMatterUnclosed:
+        raise DraftError(path, "front matter is not closed by a '---' line", 1) from None
+    fm_text = parts.yaml
     try:
         data = yaml.load(fm_text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
@@ -125,7 +127,7 @@ def split_draft(path: Path, text: str) -> DraftFile:
                          mark.line + 2 if mark else 2) from exc
     if not isinstance(data, dict):
         raise DraftError(path, "front matter must be a YAML mapping", 2)
-    body = text[end + 5 :]
+    body = parts.body
     gap = ""
     if body.startswith("\n"):
         body, gap = body[1:], "\n"
@@ -217,38 +219,8 @@ def fill_regions(skeleton: str, regions: dict[str, str]) -> str:
 
 
 def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
-    """Replace one top-level key's YAML block (or append it), leaving every other byte alone.
-
-    Comments a reviewer wrote inside the old block are their words: each is kept, on its own line
-    after the new block.
-    """
-    block = dump_yaml({key: value})
-    lines = fm_text.splitlines(keepends=True)
-    # The key as a reviewer may write it: bare, 'single-' or "double-quoted".
-    pattern = re.compile(rf"""(?:{re.escape(key)}|'{re.escape(key)}'|"{re.escape(key)}")\s*:""")
-    start = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
-    if start is None:
-        return fm_text + block
-    end = start + 1
-    while end < len(lines) and (lines[end].startswith((" ", "\t", "-")) or not lines[end].strip()):
-        end += 1
-    while end > start + 1 and not lines[end - 1].strip():
-        end -= 1  # blank lines after the block separate it from the next key: the reviewer's layout
-    comments = [comment for line in lines[start:end] if (comment := _yaml_comment(line))]
-    kept = "".join(f"{comment}\n" for comment in comments)
-    return "".join(lines[:start]) + block + kept + "".join(lines[end:])
-
-
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\"")
-_COMMENT = re.compile(r"(?:^|\s)(#.*)$")
-
-
-def _yaml_comment(line: str) -> str | None:
-    """The '# ...' comment on one YAML line, or None; a '#' inside quotes is text, not a comment."""
-    line = line.rstrip("\r\n")
-    masked = _QUOTED.sub(lambda m: "x" * len(m.group(0)), line)  # same length, so positions still match
-    match = _COMMENT.search(masked)
-    return line[match.start(1):].rstrip() if match else None
+    """Replace one top-level key's YAML block (or append it), leaving every other byte alone."""
+    return replace_key(fm_text, key, dump_yaml({key: value}))
 
 
 def write_atomic(path: Path, text: str, newline: str = "\n") -> None:

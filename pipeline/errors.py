@@ -48,14 +48,6 @@ class DraftError(FileError):
     """A draft in output/ could not be read, merged or written."""
 
 
-class MergeConflict(DraftError):
-    """A reviewer's edits and a new generation touch the same lines."""
-
-
-class HandEditedRegion(DraftError):
-    """A managed region was edited by hand and is left alone (use --force to replace it)."""
-
-
 class FeedError(PipelineError):
     """One feed could not be fetched or parsed; carries the feed URL."""
 

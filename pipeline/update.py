@@ -36,7 +36,6 @@ class FeedReport:
     status: str  # "new", "unchanged", "not-modified", "failed", "skipped"
     new_items: int = 0
     items: int = 0
-    skipped_entries: int = 0
     message: str | None = None  # a failure reason or warning, for a person to read
     moved_to: str | None = None  # permanent redirect target
 
@@ -56,10 +55,6 @@ class UpdateReport:
     @property
     def new_items(self) -> int:
         return sum(r.new_items for r in self.feeds)
-
-    @property
-    def any_worked(self) -> bool:
-        return bool(self.succeeded) or (not self.failed)
 
 
 def backoff_until(failures: int, now: dt.datetime) -> dt.datetime | None:
@@ -358,7 +353,6 @@ def _record(store: Store, result: FetchResult, state: FeedState | None, now: dt.
             "new" if new else "unchanged",
             new_items=new,
             items=len(extraction.items),
-            skipped_entries=extraction.skipped,
             message=extraction.warning,
             moved_to=result.permanent_redirect,
         )

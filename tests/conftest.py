@@ -310,6 +310,12 @@ def chat_server() -> Iterator[ChatServer]:
     server.httpd.server_close()
 
 
+@pytest.fixture(params=["sqlite"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's store lives, once per backend: a SQLite file, or a database on a PostgreSQL server."""
+    return str(tmp_path / "pipeline.sqlite3")
+
+
 class PausePoint:
     """Drives pipeline/pause.py: `env` makes a run stop the `count`-th time it reaches `point`;
     `wait()` returns once it is stopped there; then the test kills it or calls `resume()`."""

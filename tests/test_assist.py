@@ -30,7 +30,7 @@ from pipeline.config import Settings
 from pipeline.grounding import clean_model_text, ground, split_sentences
 from pipeline.models import Guide, Item, Section
 from pipeline.render import make_environment, render_offline_context
-from pipeline.store import Store
+from pipeline.store import Store, open_store
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).resolve().parent / "data" / "project"
@@ -179,7 +179,7 @@ def test_any_model_text_becomes_safe_markdown(answer: str) -> None:
 
 def test_unchanged_prompt_is_answered_from_the_store_and_usage_is_summed(tmp_path: Path) -> None:
     answer = "Limits rose for foreign cards [Reuters, 2024-05-01]."
-    store = Store(tmp_path / "pipeline.sqlite3")
+    store = open_store(tmp_path / "pipeline.sqlite3")
     try:
         model = fake(answer, answer, input_tokens=100, output_tokens=20)
         drafter, _ = drafter_with(model, tmp_path, store)
@@ -292,7 +292,7 @@ NOW = dt.datetime(2024, 5, 10, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def _store_items(project: Path) -> None:
-    store = Store(project / "pipeline.sqlite3")
+    store = open_store(project / "pipeline.sqlite3")
     try:
         store.save_items([
             *ITEMS,

@@ -13,7 +13,7 @@ from conftest import Route, write_feeds
 
 from pipeline.cli import cli
 from pipeline.errors import StoreError
-from pipeline.store import Store
+from pipeline.store import open_store
 
 EPOCH = 1_790_000_000  # 2026-09-21
 
@@ -173,7 +173,7 @@ def test_a_root_that_does_not_exist_is_named_and_nothing_is_created(tmp_path: Pa
 
 def test_a_store_in_a_missing_folder_says_so() -> None:
     with pytest.raises(StoreError, match="its folder does not exist; check --root"):
-        Store(Path("/no/such/folder/pipeline.sqlite3"))
+        open_store(Path("/no/such/folder/pipeline.sqlite3"))
 
 
 def test_blank_lines_a_reviewer_put_between_front_matter_keys_stay() -> None:
@@ -207,10 +207,11 @@ def test_a_store_from_before_a_column_or_table_existed_is_upgraded_in_place(proj
     result = run(project, "items", "--json")
     assert result.exit_code == 0, result.output
     assert "Kept through the upgrade" in result.output
-    with Store(path) as store:
+    with open_store(path) as store:
         assert store.feed_state("https://news.example/rss").etag == '"v1"'  # moved_to column added
         assert store.fingerprints() == {}  # a table added since
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_store_from_a_newer_pipeline_is_refused_untouched(project: Path) -> None:
@@ -231,9 +232,10 @@ def test_an_up_to_date_store_the_user_may_only_read_still_opens(project: Path) -
     import sqlite3
 
     path = project / "pipeline.sqlite3"
-    with Store(path) as store:
-        store.db.execute("PRAGMA user_version = 0")  # as every store made before versions existed
-    with Store(path) as store:  # nothing to add, so nothing is written: not even the version
+    open_store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 0")  # as every store made before versions existed
+    with open_store(path) as store:  # nothing to add, so nothing is written: not even the version
         assert store.items() == []
     db = sqlite3.connect(path)
     try:

@@ -21,7 +21,7 @@ from conftest import FeedServer, Route, write_feeds
 from pipeline.check import check_text, load_reference
 from pipeline.cli import cli
 from pipeline.models import Item
-from pipeline.store import Store
+from pipeline.store import open_store
 
 NOW = dt.datetime(2026, 3, 6, 12, 0, tzinfo=dt.timezone.utc)
 FEED = "http://127.0.0.1:9/news.xml"  # never fetched: builds here are offline
@@ -44,7 +44,7 @@ def draft(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """output/wechat-encryption.md as `pipeline build --offline` writes it, with three news entries."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch(NOW))
     monkeypatch.chdir(project)
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         store.save_items(ITEMS, NOW)
     result = CliRunner().invoke(cli, ["--root", str(project), "build", "--offline"])
     assert result.exit_code == 0, result.output
@@ -340,6 +340,41 @@ def test_release_requires_approved_status(project: Path, draft: Path) -> None:
 def test_template_syntax_inside_code_is_allowed(project: Path, draft: Path) -> None:
     edit(draft, "around the corner all use it.",
          "around the corner all use it; Hugo writes `{{ .Title }}` and\n\n```\n{% raw %} [see](ftp://x)\n```\n")
+    assert run_check(project, str(draft)) == (0, [])
+
+
+# -- Markdown as CommonMark reads it (issue 13) ---------------------------------------------------
+
+
+def test_a_section_heading_inside_a_fenced_code_block_is_not_a_section(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.",
+         "around the corner all use it.\n\n```markdown\n## 🧩 Conclusion\n# Another title\n```\n")
+    assert run_check(project, str(draft)) == (0, [])
+
+
+def test_template_syntax_inside_an_indented_code_block_is_allowed(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.", "around the corner all use it.\n\n    {{ .Title }} {% raw %}\n")
+    assert run_check(project, str(draft)) == (0, [])
+
+
+def test_a_link_with_brackets_in_its_text_is_a_link(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.", "around the corner all use it; see [the [official] page](/about).")
+    code, problems = run_check(project, str(draft))
+    assert code == 1
+    assert [(p["rule"], p["line"], p["message"]) for p in problems] == [
+        ("link", line_of(draft, "[the [official] page]"),
+         "link '/about' is not http(s); use an absolute https:// URL")]
+
+
+def test_a_link_whose_text_wraps_onto_a_second_line_is_a_link(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.", "around the corner all use it; see [the official\npage](/about).")
+    code, problems = run_check(project, str(draft))
+    assert code == 1
+    assert [(p["rule"], p["line"]) for p in problems] == [("link", line_of(draft, "see [the official"))]
+
+
+def test_escaped_feed_text_that_looks_like_html_is_not_a_link(project: Path, draft: Path) -> None:
+    edit(draft, "around the corner all use it.", "around the corner all use it \\<img src=x\\> \\[a\\](b).")
     assert run_check(project, str(draft)) == (0, [])
 
 

@@ -20,7 +20,7 @@ from conftest import REPO, Gate, PausePoint
 
 from pipeline.drafts import TEMP_PREFIX, TEMP_SUFFIX, split_draft
 from pipeline.models import Item
-from pipeline.store import Store
+from pipeline.store import open_store
 
 # The console script installed beside the interpreter running the tests, whichever venv that is.
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
@@ -91,7 +91,7 @@ def test_a_400_guide_build_killed_midway_leaves_no_torn_draft(big_project: Path,
     assert len(old) == GUIDES + 2
 
     # News arrives, so every draft's Further Reading and context change on the next build.
-    with Store(root / "pipeline.sqlite3") as store:
+    with open_store(root / "pipeline.sqlite3") as store:
         store.save_items(news(5), NOW)
     reference = tmp_path / "reference"
     shutil.copytree(root, reference)
@@ -137,9 +137,9 @@ def test_a_kill_during_the_first_build_leaves_whole_drafts_or_none(big_project: 
 WRITER = textwrap.dedent("""
     import datetime as dt, sys, time
     from pipeline.models import Item
-    from pipeline.store import Store
+    from pipeline.store import open_store
     now = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)
-    with Store(sys.argv[1]) as store:
+    with open_store(sys.argv[1]) as store:
         for batch in range(10**6):
             # Old news: it fills the store without changing what any draft lists.
             store.save_items([Item(sys.argv[2], f"{batch}-{n}", "Headline " * 20, "Source", dt.date(2020, 1, 1),
@@ -157,7 +157,7 @@ def start_writer(db: Path, feed: str, batch: int, pause: float = 0.0) -> subproc
 
 def test_a_store_write_killed_midway_stays_consistent(tmp_path: Path) -> None:
     db = tmp_path / "pipeline.sqlite3"
-    Store(db).close()
+    open_store(db).close()
     for attempt in range(3):
         writer = start_writer(db, f"https://feed{attempt}.example.com/", 500)
         assert writer.stdout is not None
@@ -171,14 +171,14 @@ def test_a_store_write_killed_midway_stays_consistent(tmp_path: Path) -> None:
             counts = conn.execute("SELECT feed_url, count(*) FROM items GROUP BY feed_url").fetchall()
         # Each batch is one transaction: whole batches or nothing, never a part of one.
         assert counts and all(count % 500 == 0 for _url, count in counts), counts
-    with Store(db) as store:
+    with open_store(db) as store:
         assert len(store.items()) == sum(count for _url, count in counts)
 
 
 def test_a_build_a_refresh_and_a_writer_overlapping_all_finish(big_project: Path) -> None:
     root = big_project
     assert run_pipeline(root, "build", "--offline").returncode == 0
-    with Store(root / "pipeline.sqlite3") as store:
+    with open_store(root / "pipeline.sqlite3") as store:
         store.save_items(news(3), NOW)
     db = root / "pipeline.sqlite3"
     # A writer outside the project lock (as a second tool might be) leans on SQLite's busy timeout.
@@ -285,5 +285,5 @@ def test_a_parser_worker_killed_mid_run_costs_no_feed(project: Path, feed_server
     assert fetch.returncode == 0, err
     assert "Traceback" not in err
     assert f"fetched {count} feeds: {count} ok" in out
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         assert sorted(i.headline for i in store.items()) == sorted(f"Story {n}" for n in range(count))

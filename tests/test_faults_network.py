@@ -21,7 +21,7 @@ from pipeline.cli import cli
 from pipeline.config import Settings
 from pipeline.fetch import fetch_feeds
 from pipeline.models import Feed
-from pipeline.store import Store
+from pipeline.store import Store, open_store
 from pipeline.update import BACKOFF_AFTER, BACKOFF_MAX, update_feeds
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.timezone.utc)
@@ -64,7 +64,7 @@ def one_run(faults: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> tu
     refused = refused_url()
     feeds = [Feed(faults.url("/ok/good")), Feed(faults.url("/ok/other")), Feed(refused)]
     feeds += [Feed(faults.url(path)) for path in FAULTS]
-    store = Store(root / "pipeline.sqlite3")
+    store = open_store(root / "pipeline.sqlite3")
     report = update_feeds(Settings(root=root, **FAST), store, feeds, NOW)
     return {r.url: r for r in report.feeds}, store, refused
 
@@ -105,7 +105,7 @@ def test_a_gone_feed_is_retired_and_its_items_kept(faults: FaultServer, tmp_path
 
     url = faults.url("/status/410")
     settings = Settings(root=tmp_path, **FAST)
-    with Store(tmp_path / "s.sqlite3") as store:
+    with open_store(tmp_path / "s.sqlite3") as store:
         store.save_items([Item(url, "g1", "An older story", "Pub", dt.date(2026, 3, 1), "https://e.com/1")], NOW)
         first = update_feeds(settings, store, [Feed(url)], NOW).feeds[0]
         assert first.status == "failed"
@@ -126,7 +126,7 @@ def test_a_permanent_move_names_the_new_url_and_items_follow_it(faults: FaultSer
     first = CliRunner().invoke(cli, ["--root", str(project), "fetch"])
     assert first.exit_code == 0, first.output
     assert f"feed {old} moved permanently to {new}; update sources/feeds.toml" in first.stderr
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         assert store.feed_state(old).moved_to == new
         assert {i.feed_url for i in store.items()} == {old}
 
@@ -135,7 +135,7 @@ def test_a_permanent_move_names_the_new_url_and_items_follow_it(faults: FaultSer
     assert second.exit_code == 0, second.output
     assert f"took over 2 stored items from {old}" in second.stderr
     assert "moved permanently" not in second.stderr
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         assert {i.feed_url for i in store.items()} == {new}
         assert old not in store.feed_states()
         assert store.feed_state(new).moved_to is None
@@ -143,7 +143,7 @@ def test_a_permanent_move_names_the_new_url_and_items_follow_it(faults: FaultSer
 
 def test_a_temporary_redirect_changes_nothing(faults: FaultServer, tmp_path: Path) -> None:
     url = faults.url("/moved/302/good")
-    with Store(tmp_path / "s.sqlite3") as store:
+    with open_store(tmp_path / "s.sqlite3") as store:
         report = update_feeds(Settings(root=tmp_path, **FAST), store, [Feed(url)], NOW).feeds[0]
         assert report.status == "new" and report.moved_to is None
         assert store.feed_state(url).moved_to is None
@@ -155,7 +155,7 @@ def test_a_failing_feed_backs_off_shows_its_schedule_and_recovers(feed_server, p
     settings = Settings(root=project, **FAST)
     write_feeds(project, {"url": url})
     moment = NOW
-    with Store(settings.store_path) as store:
+    with open_store(settings.store_path) as store:
         for _ in range(BACKOFF_AFTER):
             report = update_feeds(settings, store, [Feed(url)], moment).feeds[0]
             assert report.status == "failed"
@@ -174,7 +174,7 @@ def test_a_failing_feed_backs_off_shows_its_schedule_and_recovers(feed_server, p
     assert "HTTP 500" in shown.output
 
     feed_server.routes["/feed"] = Route(rss("Back", [("Back online", "https://e.com/back")]))
-    with Store(settings.store_path) as store:
+    with open_store(settings.store_path) as store:
         back = update_feeds(settings, store, [Feed(url)], retry_after + dt.timedelta(seconds=1)).feeds[0]
         assert back.status == "new"
         state = store.feed_state(url)
@@ -207,7 +207,7 @@ def test_done_when_fetch_survives_every_fault_together(faults: FaultServer, proj
     for url in failing:
         assert f"warning: feed {url}: " in stderr_text, url
     assert "fetched 14 feeds: 2 ok" in stdout_text and "12 failed" in stdout_text
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         assert len(store.items()) == 3
     peak_mib = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
     print(f"done-when fetch: {elapsed:.1f} s, peak {peak_mib:.0f} MiB")  # shown with -s, for the record

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from pipeline.cli import cli
 from pipeline.fetch import MAX_REDIRECTS, USER_AGENT, fetch_feeds
 from pipeline.models import Feed
-from pipeline.store import Store
+from pipeline.store import open_store
 
 from conftest import FeedServer, Gate, Route, write_feeds
 
@@ -36,7 +36,7 @@ def fetch(project: Path) -> Result:
 
 
 def stored(project: Path) -> list:
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         return store.items()
 
 
@@ -78,7 +78,7 @@ def test_conditional_get_remembers_etag_and_last_modified_and_a_304_keeps_items(
     write_feeds(project, {"url": feed_server.url("/etag")}, {"url": feed_server.url("/lm")})
 
     assert fetch(project).exit_code == 0
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         assert store.feed_state(feed_server.url("/etag")).etag == '"v1"'
         assert store.feed_state(feed_server.url("/lm")).last_modified == stamp
     first = stored(project)
@@ -93,7 +93,7 @@ def test_conditional_get_remembers_etag_and_last_modified_and_a_304_keeps_items(
     assert by_path["/etag"]["if-none-match"] == '"v1"'
     assert by_path["/lm"]["if-modified-since"] == stamp
     assert stored(project) == first
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         state = store.feed_state(feed_server.url("/etag"))
     assert state.last_status == "304" and state.etag == '"v1"' and state.items_stored == 1
 
@@ -212,7 +212,7 @@ def test_one_failing_feed_never_stops_the_others(project: Path, feed_server: Fee
     for url, reason in expected.items():
         (line,) = [w for w in warnings if w.startswith(f"warning: feed {url}: ")]
         assert reason in line, line
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         states = store.feed_states()
     assert states[feed_server.url("/error")].last_error == "HTTP 500 Internal Server Error"
     assert states[feed_server.url("/error")].consecutive_failures == 1

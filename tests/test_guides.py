@@ -94,7 +94,64 @@ def test_template_syntax_in_a_guide_body_is_refused_with_its_line() -> None:
     assert caught.value.line == 9
 
 
+CODE_GUIDE = """---
+title: T
+---
+
+Intro.
+
+## Writing a draft
+
+Front matter, then Markdown:
+
+```markdown
+## Not a section
+### Not a question?
+```
+
+## FAQ
+
+### Can a heading sit in code?
+
+Yes:
+
+    ### still an answer
+
+## Conclusion
+
+Done.
+
+### Quick checklist
+- One step
+"""
+
+
+def test_headings_inside_code_blocks_are_code_not_sections() -> None:
+    guide = parse_guide(Path("g/x.md"), CODE_GUIDE)
+    assert [s.heading for s in guide.sections] == ["Writing a draft"]
+    assert "```markdown\n## Not a section\n### Not a question?\n```" in guide.sections[0].body
+    assert [(q.question, q.answer) for q in guide.faq] == [("Can a heading sit in code?", "Yes:\n\n    ### still an answer")]
+    assert (guide.conclusion, guide.checklist) == ("Done.", ("One step",))
+
+
+def test_checklist_line_errors_still_name_their_line() -> None:
+    text = CODE_GUIDE.replace("- One step", "- One step\nnot an item")
+    with pytest.raises(GuideError) as caught:
+        parse_guide(Path("g/x.md"), text)
+    assert caught.value.line == text.splitlines().index("not an item") + 1
+
+
 @pytest.mark.parametrize("slug", SHIPPED)
 def test_shipped_guides_are_well_formed(slug: str) -> None:
     guide = load_guide(FIXTURE / "templates" / "guides" / f"{slug}.md")
     assert guide.title and guide.keywords and guide.sections and guide.faq and guide.checklist
+
+
+@pytest.mark.parametrize("text", [
+    "Intro\n\n## A\n\ntext\n\n## FAQ ##\n\n### Q?\n\nA.\n", "##\n#hashtag\n## C# x\n####### seven\n",
+    "text\n## h\n- item\n## i\n> quote\n## j\n", "## a\\#\n# T #\n## x\t\n",
+])
+def test_the_line_scan_finds_the_headings_the_parser_finds(text: str) -> None:
+    from pipeline import markdown
+
+    assert markdown.document_headings(text) == markdown.headings(markdown.parse_blocks(text))

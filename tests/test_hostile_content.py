@@ -25,7 +25,7 @@ from pipeline.errors import FeedError
 from pipeline.extract import extract_items
 from pipeline.models import Feed
 from pipeline.render import escape_markdown
-from pipeline.store import Store
+from pipeline.store import open_store
 
 FEED = Feed("https://hostile.example.com/feed.xml", tags=("payments",))
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.timezone.utc)
@@ -140,7 +140,7 @@ def test_the_attacks_travel_the_real_fetch_path_harmlessly(dtd_server: FaultServ
                                "<link>https://e.com/4</link></item></channel></rss>").encode()
     dtd_server.feeds["good"] = rss("Good", [("Fine story", "https://e.com/fine")])
     feeds = [Feed(dtd_server.url(f"/ok/{name}")) for name in ("laughs", "xxe", "good")]
-    with Store(tmp_path / "s.sqlite3") as store:
+    with open_store(tmp_path / "s.sqlite3") as store:
         update_feeds(Settings(root=tmp_path, timeout=30.0), store, feeds, NOW)  # answered at once
         stored = " ".join(f"{i.headline} {i.url} {i.source}" for i in store.items())
         states = " ".join(str(s.last_error) for s in store.feed_states().values())
@@ -236,7 +236,7 @@ def test_any_feed_text_gives_a_safe_draft(hostile_project: Path, entries, feed_t
         assert "\n" not in item.headline and "\n" not in item.source
 
     settings_ = Settings(root=root)
-    with Store(":memory:") as store:
+    with open_store(":memory:") as store:
         store.save_items(extraction.items, NOW)
         report = build_drafts(settings_, store, [FEED], NOW, only=["mobile-payments"])
     assert [d.outcome for d in report.drafts] == ["created"], [d.notes for d in report.drafts]

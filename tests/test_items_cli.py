@@ -26,7 +26,7 @@ from conftest import FeedServer, Route, write_feeds
 from pipeline.cli import cli
 from pipeline.models import Guide, Item
 from pipeline.select import select_further_reading
-from pipeline.store import Store
+from pipeline.store import open_store
 
 FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
 CASSETTES = Path(__file__).resolve().parent / "cassettes"
@@ -143,7 +143,7 @@ def test_cassette_is_committed_and_host_independent() -> None:
 
 
 def test_items_json_is_an_array_with_the_documented_fields(project: Path) -> None:
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         store.save_items(
             [
                 Item("https://a.example/rss", "1", "Dated story", "A News", dt.date(2026, 3, 6), "https://a.example/1"),
@@ -173,7 +173,7 @@ def test_undated_item_is_stored_but_never_listed_as_further_reading(project: Pat
     serve_samples(feed_server)
     write_feeds(project, {"url": feed_server.url("/expatdesk/feed/")})
     assert CliRunner().invoke(cli, ["--root", str(project), "fetch"]).exit_code == 0
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         items = store.items()
     undated = [i for i in items if i.date is None]
     assert {i.headline for i in undated} == {"Metro fares change on Line 2 from April", "Listed with an unreadable date"}
@@ -187,7 +187,7 @@ def test_undated_item_is_stored_but_never_listed_as_further_reading(project: Pat
 
 @pytest.mark.parametrize("flag", [[], ["--limit", "1"]])
 def test_items_table_lists_newest_first(project: Path, flag: list[str]) -> None:
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         store.save_items(
             [
                 Item("https://a.example/rss", "old", "Older story", "A News", dt.date(2026, 3, 1), "https://a.example/o"),
@@ -205,7 +205,7 @@ def test_first_seen_never_moves_and_known_items_are_not_new_again(project: Path)
     first_run = dt.datetime(2026, 3, 5, 8, tzinfo=dt.timezone.utc)
     later_run = dt.datetime(2026, 3, 6, 8, tzinfo=dt.timezone.utc)
     story = Item("https://a.example/rss", "g1", "Story", "A News", dt.date(2026, 3, 5), "https://a.example/1")
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         assert store.save_items([story], first_run) == 1
         # The publisher corrects the headline; the item is updated, not new, and keeps its first sighting.
         corrected = Item(story.feed_url, story.guid, "Story (corrected)", "A News", story.date, story.url)

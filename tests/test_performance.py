@@ -22,7 +22,7 @@ from pipeline.build import build_drafts
 from pipeline.config import load_feeds, load_settings
 from pipeline.models import Feed, FetchResult, Guide, Item
 from pipeline.select import Candidates, relevance
-from pipeline.store import Store
+from pipeline.store import Store, open_store
 from pipeline.update import PARALLEL_PARSE_FROM, _close_inherited_sockets, _parsed, update_feeds
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
@@ -45,7 +45,7 @@ def _stamps(root: Path) -> dict[str, int]:
 
 
 def test_unchanged_rebuild_rewrites_nothing_and_reports_unchanged(project: Path) -> None:
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         store.save_items([_item(1, "WeChat changes its privacy settings"),
                           _item(2, "Alipay raises limits for foreign cards")], NOW)
         assert {o for o, _ in _build(project, store).values()} == {"created"}
@@ -58,7 +58,7 @@ def test_unchanged_rebuild_rewrites_nothing_and_reports_unchanged(project: Path)
 
 
 def test_a_changed_guide_template_or_news_item_is_never_skipped(project: Path) -> None:
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         store.save_items([_item(1, "WeChat changes its privacy settings")], NOW)
         _build(project, store)
 
@@ -84,7 +84,7 @@ def test_a_changed_guide_template_or_news_item_is_never_skipped(project: Path) -
 
 
 def test_a_hand_edited_draft_is_looked_at_not_skipped(project: Path) -> None:
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         store.save_items([_item(1, "WeChat changes its privacy settings")], NOW)
         _build(project, store)
         path = project / "output" / "wechat-encryption.md"
@@ -102,7 +102,7 @@ def test_a_hand_edited_draft_is_looked_at_not_skipped(project: Path) -> None:
 
 
 def test_force_rebuilds_even_when_nothing_changed(project: Path) -> None:
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         _build(project, store)
         path = project / "output" / "mobile-payments.md"
         path.write_text(path.read_text(encoding="utf-8").replace("# Paying", "# Reviewer says: Paying", 1),
@@ -129,7 +129,7 @@ def _serve_parallel_feeds(project: Path, feed_server: FeedServer, count: int = P
 def _update(project: Path) -> tuple[list[str], int]:
     """One real update of the project's feeds: each feed's status, and how many items are stored."""
     settings = load_settings(project)
-    with Store(settings.store_path) as store:
+    with open_store(settings.store_path) as store:
         report = update_feeds(settings, store, load_feeds(settings.sources_path), NOW)
         return [feed.status for feed in report.feeds], len(store.items())
 
@@ -140,7 +140,7 @@ def test_many_feeds_are_parsed_in_worker_processes_with_failures_reported(
     feed_server.routes["/feed/0.xml"] = Route(b"<html><body>not a feed</body></html>",
                                               headers={"Content-Type": "text/html"})
     settings = load_settings(project)
-    with Store(settings.store_path) as store:
+    with open_store(settings.store_path) as store:
         report = update_feeds(settings, store, load_feeds(settings.sources_path), NOW)
         headlines = sorted(item.headline for item in store.items())
     statuses = [feed.status for feed in report.feeds]
@@ -158,10 +158,10 @@ def test_parsing_in_workers_keeps_feedparser_out_of_the_main_process(project: Pa
         "import datetime as dt, sys\n"
         "from pathlib import Path\n"
         "from pipeline.config import load_feeds, load_settings\n"
-        "from pipeline.store import Store\n"
+        "from pipeline.store import open_store\n"
         "from pipeline.update import update_feeds\n"
         f"settings = load_settings(Path({str(project)!r}))\n"
-        "with Store(settings.store_path) as store:\n"
+        "with open_store(settings.store_path) as store:\n"
         "    report = update_feeds(settings, store, load_feeds(settings.sources_path),\n"
         "                          dt.datetime(2026, 3, 10, tzinfo=dt.timezone.utc))\n"
         "print(sum(f.new_items for f in report.feeds), 'feedparser' in sys.modules, 'bs4' in sys.modules)\n"

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import FeedServer, Route, write_feeds
 from pipeline.drafts import blank_regions, read_draft, set_front_matter_key
-from pipeline.store import Store
+from pipeline.store import open_store
 from review_support import (
     EPOCH,
     NEW_STORY,
@@ -94,7 +94,7 @@ def test_unchanged_feeds_answer_304_and_are_not_parsed_again(built: Path, feed_s
     second = feed_server.requests[first_run:]
     assert sorted(r.path for r in second) == ["/pay.xml", "/privacy.xml"]
     assert {r.headers.get("if-none-match") for r in second} == {'"pay-1"', '"privacy-1"'}
-    with Store(built / "pipeline.sqlite3") as store:
+    with open_store(built / "pipeline.sqlite3") as store:
         assert {state.last_status for state in store.feed_states().values()} == {"304"}
 
 
@@ -271,7 +271,7 @@ def test_done_when_scenario(project: Path, feed_server: FeedServer) -> None:
     assert f"🔸 {NEW_STORY.headline}" in draft.regions["further-reading"]
     privacy_requests = [r for r in feed_server.requests[seen:] if r.path == "/privacy.xml"]
     assert [r.headers.get("if-none-match") for r in privacy_requests] == ['"privacy-1"']
-    with Store(project / "pipeline.sqlite3") as store:
+    with open_store(project / "pipeline.sqlite3") as store:
         assert store.feed_state(feed_server.url("/privacy.xml")).last_status == "304"
     for edit in reviewer_edits:
         assert edit in draft.text

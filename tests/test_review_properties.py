@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from conftest import FIXTURE
 from pipeline.drafts import blank_regions, read_draft
 from pipeline.models import Item
-from pipeline.store import Store
+from pipeline.store import open_store
 from review_support import EPOCH, draft_path, run
 
 SLUG = "mobile-payments"
@@ -52,7 +52,7 @@ step = st.one_of(
 
 
 def _store_items(root: Path, items: list[Item], epoch: int) -> None:
-    with Store(root / "pipeline.sqlite3") as store:
+    with open_store(root / "pipeline.sqlite3") as store:
         store.save_items(items, dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc))
 
 

@@ -1,0 +1,322 @@
+"""What both stores do in SQL both SQLite and PostgreSQL accept; a backend supplies the connection.
+
+The methods here are the Store protocol (store.py). SQL is written once, with `?` placeholders
+(a backend rewrites them for its driver) and portable statements: ON CONFLICT upserts, no
+`INSERT OR REPLACE`. Text is ordered in Python, never by the database: PostgreSQL sorts by the
+server's locale, SQLite by code point, and two checkouts must list items in the same order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+from .errors import StoreError
+from . import migrations
+from .migrations import Step, tables_created
+from .models import FeedState, Item
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _parse_dt(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+class SQLStore:
+    """The shared half of a store. A backend implements the hooks at the bottom of this class."""
+
+    location: str  # how messages name the store: a file path, or a URL without its password
+
+    def __enter__(self) -> SQLStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema versions -----------------------------------------------------------------------
+
+    def _refuse_newer(self, version: int) -> None:
+        known = migrations.latest()
+        if version > known:
+            raise StoreError(f"{self.location}: written by a newer pipeline (store version {version}, this one "
+                             f"knows {known}); upgrade pipeline, or move the store aside to start afresh")
+
+    def _steps_to_run(self, version: int) -> tuple[Step, ...]:
+        steps = migrations.pending(version)
+        # A store made before versions existed (version 0) may already hold all of step 1.
+        if version == 0 and steps and steps[0].version == 1 and self._holds(steps[0]):
+            steps = steps[1:]
+        return steps
+
+    def _holds(self, step: Step) -> bool:
+        tables = self._tables()
+        return (set(tables_created((step,))) <= tables
+                and all(column in self._columns(table) for table, column, _ in step.add_columns))
+
+    def _upgrade(self, version: int) -> None:
+        """Run the steps this store lacks, as one transaction under the backend's schema lock: two
+        processes opening an old store take turns, and the second finds nothing left to do. An
+        up-to-date store is not written at all (a store the user may only read still opens)."""
+        if not self._steps_to_run(version):
+            return
+        with self._schema_lock():
+            version = self._version()
+            self._refuse_newer(version)
+            steps = self._steps_to_run(version)
+            for step in steps:
+                for statement in step.sql:
+                    self._execute(statement)
+                for table, column, definition in step.add_columns:
+                    if column not in self._columns(table):
+                        self._execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            if steps:
+                self._set_version(migrations.latest())
+
+    def _read(self, convert: Callable[[Row], T], rows: Sequence[Row]) -> list[T]:
+        """Rows into records; a value no pipeline run writes (a hand-edited store) is a StoreError."""
+        try:
+            return [convert(row) for row in rows]
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise StoreError(f"{self.location}: holds a value the pipeline cannot read ({exc}); it was changed "
+                             "outside the pipeline: restore it, or delete it to start afresh") from exc
+
+    # -- feeds -------------------------------------------------------------------------------
+
+    _FEED_STATE = """SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_url = f.url) AS items_stored
+                     FROM feeds f"""
+
+    def feed_state(self, url: str) -> FeedState:
+        rows = self._query(self._FEED_STATE + " WHERE url = ?", (url,))
+        if not rows:
+            return FeedState(url=url)
+        return self._read(_feed_state, rows)[0]
+
+    def feed_states(self) -> dict[str, FeedState]:
+        states = self._read(_feed_state, self._query(self._FEED_STATE))
+        return {state.url: state for state in sorted(states, key=lambda s: s.url)}
+
+    def save_feed_state(self, state: FeedState) -> None:
+        with self.transaction():
+            self._execute(
+                """INSERT INTO feeds (url, etag, last_modified, last_attempt, last_success, last_status,
+                                      last_error, consecutive_failures, retry_after, moved_to)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET
+                     etag = excluded.etag, last_modified = excluded.last_modified,
+                     last_attempt = excluded.last_attempt, last_success = excluded.last_success,
+                     last_status = excluded.last_status, last_error = excluded.last_error,
+                     consecutive_failures = excluded.consecutive_failures,
+                     retry_after = excluded.retry_after, moved_to = excluded.moved_to""",
+                (state.url, state.etag, state.last_modified, _iso(state.last_attempt), _iso(state.last_success),
+                 state.last_status, state.last_error, state.consecutive_failures, _iso(state.retry_after),
+                 state.moved_to),
+            )
+
+    def rename_feed(self, old_url: str, new_url: str) -> int:
+        """Carry state and items over when a feed moved permanently; returns the items carried."""
+        with self.transaction():
+            self._execute("DELETE FROM feeds WHERE url = ?", (new_url,))
+            self._execute("UPDATE feeds SET url = ?, moved_to = NULL WHERE url = ?", (new_url, old_url))
+            # Items the new URL already has stay as they are; their old copies are duplicates.
+            moved = self._execute(
+                """UPDATE items SET feed_url = ? WHERE feed_url = ?
+                   AND guid NOT IN (SELECT guid FROM items WHERE feed_url = ?)""",
+                (new_url, old_url, new_url),
+            )
+            self._execute("DELETE FROM items WHERE feed_url = ?", (old_url,))
+        return moved
+
+    # -- items -------------------------------------------------------------------------------
+
+    def save_items(self, items: Iterable[Item], seen_at: dt.datetime) -> int:
+        """Insert new items and refresh known ones; first_seen never moves. Returns how many are new."""
+        seen = seen_at.isoformat()
+        rows = [(item.feed_url, item.guid, item.headline, item.source, item.date.isoformat() if item.date else None,
+                 item.url, seen, seen) for item in items]
+        if not rows:
+            return 0
+        with self.transaction():
+            inserted = self._returning(
+                """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (feed_url, guid) DO UPDATE SET
+                     headline = excluded.headline, source = excluded.source,
+                     date = excluded.date, url = excluded.url
+                   RETURNING (first_seen = ?) AS inserted""",
+                rows,
+            )
+        return sum(1 for row in inserted if row["inserted"])
+
+    def items(self, since: dt.date | None = None, feeds: Iterable[str] | None = None) -> list[Item]:
+        """Stored items, newest first; undated items last; ties by feed URL, then guid."""
+        sql = "SELECT * FROM items"
+        clauses: list[str] = []
+        params: list[object] = []
+        if since is not None:
+            clauses.append("date >= ?")
+            params.append(since.isoformat())
+        if feeds is not None:
+            urls = list(feeds)
+            if not urls:
+                return []
+            clauses.append(f"feed_url IN ({','.join('?' * len(urls))})")
+            params.extend(urls)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        found = self._read(_item, self._query(sql, params))
+        found.sort(key=lambda item: (item.feed_url, item.guid))
+        found.sort(key=lambda item: item.date or dt.date.min, reverse=True)  # stable: ties keep the order above
+        found.sort(key=lambda item: item.date is None)
+        return found
+
+    # -- what was last generated, per draft ----------------------------------------------------
+
+    def generated(self, slug: str) -> dict[str, str]:
+        rows = self._query("SELECT part, content FROM generated WHERE slug = ?", (slug,))
+        return {row["part"]: row["content"] for row in sorted(rows, key=lambda row: str(row["part"]))}
+
+    def save_generated(self, slug: str, parts: dict[str, str]) -> None:
+        with self.transaction():
+            self._executemany(
+                """INSERT INTO generated (slug, part, content) VALUES (?, ?, ?)
+                   ON CONFLICT (slug, part) DO UPDATE SET content = excluded.content""",
+                [(slug, part, content) for part, content in parts.items()],
+            )
+
+    # -- input fingerprints: drafts whose inputs have not changed are skipped ---------------------
+
+    def fingerprints(self) -> dict[str, str]:
+        rows = self._query("SELECT slug, digest FROM fingerprints")
+        return {row["slug"]: row["digest"] for row in sorted(rows, key=lambda row: str(row["slug"]))}
+
+    def save_fingerprint(self, slug: str, digest: str | None) -> None:
+        """Remember a draft's fingerprint; None forgets it, so the draft is looked at next time."""
+        with self.transaction():
+            if digest is None:
+                self._execute("DELETE FROM fingerprints WHERE slug = ?", (slug,))
+            else:
+                self._execute("""INSERT INTO fingerprints (slug, digest) VALUES (?, ?)
+                                 ON CONFLICT (slug) DO UPDATE SET digest = excluded.digest""", (slug, digest))
+
+    # -- model response cache ----------------------------------------------------------------
+
+    def cached_response(self, key: str) -> str | None:
+        rows = self._query("SELECT response FROM model_cache WHERE key = ?", (key,))
+        return str(rows[0]["response"]) if rows else None
+
+    def cache_response(self, key: str, model: str, response: str, created: dt.datetime) -> None:
+        with self.transaction():
+            self._execute(
+                """INSERT INTO model_cache (key, model, response, created) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET model = excluded.model, response = excluded.response,
+                     created = excluded.created""",
+                (key, model, response, created.isoformat()),
+            )
+
+    # -- whole tables, for `pipeline store copy` ------------------------------------------------
+
+    def tables(self) -> list[str]:
+        """The tables this pipeline's steps create that the store holds, in creation order."""
+        present = self._tables()
+        return [name for name in tables_created(migrations.STEPS) if name in present]
+
+    def dump(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """A table's column names and every row."""
+        self._known_table(table)
+        rows = self._query(f"SELECT * FROM {table}")
+        columns = sorted(self._columns(table)) if not rows else list(rows[0].keys())
+        return columns, [tuple(row[c] for c in columns) for row in rows]
+
+    def row_count(self, table: str) -> int:
+        self._known_table(table)
+        return int(self._query(f"SELECT count(*) AS n FROM {table}")[0]["n"])
+
+    def replace_all(self, tables: Mapping[str, tuple[list[str], list[tuple[Any, ...]]]]) -> None:
+        """Empty every named table and fill it with the given rows, as one transaction."""
+        with self.transaction():
+            for table in reversed(list(tables)):
+                self._known_table(table)
+                self._execute(f"DELETE FROM {table}")
+            for table, (columns, rows) in tables.items():
+                if rows:
+                    self._executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                      f"VALUES ({', '.join('?' * len(columns))})", rows)
+
+    def _known_table(self, table: str) -> None:
+        if table not in tables_created(migrations.STEPS):  # names go into SQL text: only ours
+            raise StoreError(f"{self.location}: no table {table!r} in this pipeline's store")
+
+    # -- what a backend provides ---------------------------------------------------------------
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write unit: everything inside commits together or not at all."""
+        raise NotImplementedError
+
+    def _schema_lock(self) -> AbstractContextManager[None]:
+        """A transaction no other process can upgrade the store alongside."""
+        raise NotImplementedError
+
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one statement inside a transaction; returns the rows it changed."""
+        raise NotImplementedError
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        raise NotImplementedError
+
+    def _returning(self, sql: str, rows: Sequence[Sequence[object]]) -> list[Row]:
+        """Run a statement with RETURNING once per parameter row; the rows it returned."""
+        raise NotImplementedError
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        raise NotImplementedError
+
+    def _version(self) -> int:
+        raise NotImplementedError
+
+    def _set_version(self, version: int) -> None:
+        raise NotImplementedError
+
+    def _tables(self) -> set[str]:
+        raise NotImplementedError
+
+    def _columns(self, table: str) -> set[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def _feed_state(row: Row) -> FeedState:
+    return FeedState(
+        url=row["url"],
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        last_attempt=_parse_dt(row["last_attempt"]),
+        last_success=_parse_dt(row["last_success"]),
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        consecutive_failures=row["consecutive_failures"],
+        retry_after=_parse_dt(row["retry_after"]),
+        items_stored=row["items_stored"],
+        moved_to=row["moved_to"],
+    )
+
+
+def _item(row: Row) -> Item:
+    return Item(
+        feed_url=row["feed_url"],
+        guid=row["guid"],
+        headline=row["headline"],
+        source=row["source"],
+        date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
+        url=row["url"],
+        first_seen=_parse_dt(row["first_seen"]),
+    )
