@@ -12,11 +12,14 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .config import Settings
 from .drafts import (
     DraftFile,
+    after_write,
+    batched_writes,
     blank_regions,
     compose_draft_text,
     fill_regions,
@@ -134,7 +137,33 @@ def build_drafts(
     regions_only: bool = False,
     context_drafter: ContextDrafter | None = None,
 ) -> BuildReport:
-    """Render every guide and bring its draft up to date; one bad guide never stops the others."""
+    """Render every guide and bring its draft up to date; one bad guide never stops the others.
+
+    Drafts are written as a batch made durable with one sync (drafts.DraftBatch); what the store
+    records about a draft waits until the draft is in place. A draft a reviewer saved meanwhile is
+    left alone, and reported so.
+    """
+    with batched_writes() as batch:
+        report = _build_drafts(settings, store, feeds, now, force=force, only=only, regions_only=regions_only,
+                               context_drafter=context_drafter)
+        left = batch.commit()
+    if not left:
+        return report
+    return BuildReport(tuple(DraftReport(d.slug, d.path, left[d.path][0], (f"{d.path}: {left[d.path][1]}",))
+                             if d.path in left else d for d in report.drafts))
+
+
+def _build_drafts(
+    settings: Settings,
+    store: Store,
+    feeds: Sequence[Feed],
+    now: dt.datetime,
+    *,
+    force: bool = False,
+    only: Sequence[str] | None = None,
+    regions_only: bool = False,
+    context_drafter: ContextDrafter | None = None,
+) -> BuildReport:
     try:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # e.g. a file named output, or a read-only project folder
@@ -179,14 +208,19 @@ def build_drafts(
                 continue  # refresh only maintains drafts that `build` created
             report = _update(store, slug, path, generation, existing, now, force=force,
                              regions_only=regions_only)
-            # Only a clean outcome may be skipped next time: notes must keep reaching a person.
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
-            store.save_fingerprint(slug, inputs.draft(guide_path, chosen, read_bytes(path), guide_bytes)
-                                   if clean else None)
+            after_write(path, partial(_save_fingerprint, store, slug, inputs, guide_path, chosen, path,
+                                      guide_bytes, clean))
         except PipelineError as exc:
             report = DraftReport(slug, path, "error", (exc.message,))
         reports.append(report)
     return BuildReport(tuple(reports))
+
+
+def _save_fingerprint(store: Store, slug: str, inputs: BuildInputs, guide_path: Path, chosen: list[Item],
+                      path: Path, guide_bytes: bytes | None, clean: bool) -> None:
+    # Only a clean outcome may be skipped next time: notes must keep reaching a person.
+    store.save_fingerprint(slug, inputs.draft(guide_path, chosen, read_bytes(path), guide_bytes) if clean else None)
 
 
 @dataclass(frozen=True)
@@ -205,15 +239,16 @@ class LastWritten:
         return cls(regions, records.get("skeleton"), front)
 
 
-def _remember(store: Store, slug: str, regions: dict[str, str], skeleton: str | None,
+def _remember(store: Store, slug: str, path: Path, regions: dict[str, str], skeleton: str | None,
               front_matter: dict[str, object]) -> None:
     """Record what the pipeline wrote: a region it left alone keeps its old record, so a reviewer who
-    undoes their edit hands the region back to the pipeline; refresh never moves the skeleton."""
+    undoes their edit hands the region back to the pipeline; refresh never moves the skeleton.
+    Recorded once the draft at `path` is in place, never ahead of it."""
     records = {f"region:{name}": text for name, text in regions.items()}
     if skeleton is not None:
         records["skeleton"] = skeleton
     records["front_matter"] = json.dumps(front_matter)
-    store.save_generated(slug, records)
+    after_write(path, partial(store.save_generated, slug, records))
 
 
 def _repeated_region(path: Path, existing: DraftFile) -> str | None:
@@ -266,7 +301,7 @@ def _update(
         if not write_draft(path, existing, existing.with_changes(fm_text, body.body)):
             return _changed_meanwhile(slug, path)
         outcome = "updated"
-    _remember(store, slug, plan.remember, None if regions_only else generation.skeleton, front.remember)
+    _remember(store, slug, path, plan.remember, None if regions_only else generation.skeleton, front.remember)
     return DraftReport(slug, path, outcome, tuple(notes))
 
 
@@ -289,14 +324,14 @@ def _write_whole(
         # Same text but for lastmod is no change: lastmod moves only when something else did.
         same = dict(front, lastmod=existing.front_matter.get("lastmod", front["lastmod"]))
         if compose_draft_text(same, draft.body) == existing.text:
-            _remember(store, slug, draft.regions, generation.skeleton, generated_keys(draft.front_matter))
+            _remember(store, slug, path, draft.regions, generation.skeleton, generated_keys(draft.front_matter))
             return DraftReport(slug, path, "unchanged")
         notes.append(f"{path}: regenerated with --force; hand edits replaced")
         if status == "approved":
             notes.append(f"{path}: was approved; regenerated, so it is back to in-review")
     if not write_draft(path, existing, compose_draft_text(front, draft.body)):
         return _changed_meanwhile(slug, path)
-    _remember(store, slug, draft.regions, generation.skeleton, generated_keys(draft.front_matter))
+    _remember(store, slug, path, draft.regions, generation.skeleton, generated_keys(draft.front_matter))
     return DraftReport(slug, path, "created" if existing is None else "updated", tuple(notes))
 
 

@@ -7,11 +7,13 @@ once the draft exists.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import yaml
 from .errors import DraftError
 from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, replace_key, split_front_matter
 from .pause import pause_point
+from .yamlout import fast_dump
 
 TEMP_PREFIX = ".pipeline-"
 TEMP_SUFFIX = ".tmp"
@@ -38,12 +41,10 @@ class _Dumper(yaml.SafeDumper):
 
 
 def dump_yaml(data: dict[str, object]) -> str:
-    # A top-level key's block is the same bytes alone as inside the mapping, and most values repeat
-    # from draft to draft (dates, status, audience, tags, chosen stories): their YAML is cached, which
-    # halves the cost of writing thousands of drafts. Values JSON cannot carry exactly take the plain path.
-    if data and all(_json_exact(value) for value in data.values()):
-        return "".join(_dump_entry(key, json.dumps(value)) for key, value in data.items())
-    return _dump(data)
+    # Generated front matter is written by yamlout's fast path, byte for byte what the library writes;
+    # shapes it does not know take the library's whole path.
+    fast = fast_dump(data, _scalar)
+    return fast if fast is not None else _dump(data)
 
 
 def _dump(data: dict[str, object]) -> str:
@@ -51,20 +52,13 @@ def _dump(data: dict[str, object]) -> str:
                      width=4096)
 
 
-@lru_cache(maxsize=4096)
-def _dump_entry(key: str, value_json: str) -> str:
-    return _dump({key: json.loads(value_json)})
-
-
-def _json_exact(value: object) -> bool:
-    """True when a JSON round trip gives back the very same types and values."""
-    if value is None or type(value) in (str, int, bool):
-        return True
-    if type(value) is list:
-        return all(_json_exact(v) for v in value)
-    if type(value) is dict:
-        return all(type(k) is str and _json_exact(v) for k, v in value.items())
-    return False
+@lru_cache(maxsize=8192)
+def _scalar(text: str) -> str:
+    """One string as the library writes a mapping value (quoted, escaped); raises for several lines."""
+    line = _dump({"k": text})
+    if not line.startswith("k: ") or line.count("\n") != 1 or any(mark in line for mark in "\x85\u2028\u2029"):
+        raise ValueError(f"not a one-line scalar: {text!r}")
+    return line[3:-1]
 
 
 def compose_draft_text(front_matter: dict[str, object], body: str) -> str:
@@ -224,30 +218,213 @@ def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
 
 
 def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
-    """Write through a temp file in the same folder and rename: readers see old or new, never half."""
+    """Write through a temp file in the same folder and rename: readers see old or new, never half.
+
+    Inside `batched_writes()` the draft is staged instead, and replaced when the batch commits.
+    """
+    batch = _batch.get()
+    if batch is not None:
+        batch.stage(path, text, newline)
+        return
+    temp = _write_temp(path, text, newline, sync=True)
+    try:
+        pause_point("draft-staged")
+        os.replace(temp, path)
+    except BaseException as exc:
+        _unlink(temp)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from exc
+        raise
+    pause_point("draft-renamed")
+
+
+def after_write(path: Path, action: Callable[[], None]) -> None:
+    """Run `action` once the draft at `path` is in place: now, or when its batch commits (never, if
+    the batch leaves it alone).
+
+    What the store records about a draft must never run ahead of the file: a record of text that a
+    kill kept from reaching the disk would make the old draft look edited by hand.
+    """
+    batch = _batch.get()
+    if batch is None or not batch.then(path, action):
+        action()
+
+
+@dataclass
+class _Staged:
+    temp: Path
+    before: tuple[int, int, int] | None  # the file in place when staged (inode, size, mtime), None if none
+    actions: list[Callable[[], None]] = field(default_factory=list)
+
+
+class DraftBatch:
+    """Drafts written together, durable with one barrier instead of one per file.
+
+    Each draft is written to a temp file beside it; `commit()` makes them all durable with one sync
+    of the filesystem, renames each into place, then syncs the folders (so the renames last too).
+    Killed at any moment, every draft is the old file or the new one: temp files never replace a
+    draft before the sync, and the next run sweeps any left behind. A draft whose file changed on
+    disk after it was staged (a reviewer saved it meanwhile) is not replaced: their save wins.
+    """
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.limit = limit  # staged drafts that make the batch commit on its own: memory stays flat
+        self._staged: dict[Path, _Staged] = {}
+        self._left: dict[Path, tuple[str, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._staged)
+
+    def stage(self, path: Path, text: str, newline: str = "\n") -> None:
+        if len(self._staged) >= self.limit:
+            self._put_in_place()
+        temp = _write_temp(path, text, newline, sync=False)
+        earlier = self._staged.pop(path, None)
+        if earlier is not None:  # written twice in one batch: the later text wins
+            _unlink(earlier.temp)
+        self._staged[path] = _Staged(temp, _identity(path), earlier.actions if earlier else [])
+        pause_point("draft-staged")
+
+    def then(self, path: Path, action: Callable[[], None]) -> bool:
+        """Hold `action` until the draft staged at `path` is in place; False when none is staged."""
+        entry = self._staged.get(path)
+        if entry is not None:
+            entry.actions.append(action)
+        return entry is not None
+
+    def commit(self) -> dict[Path, tuple[str, str]]:
+        """Put every staged draft in place; {path: (outcome, why)} for those that were not: "kept" when
+        a reviewer saved it meanwhile, "error" when it could not be written
+        (since the batch began: a batch past its limit has committed on its own before)."""
+        self._put_in_place()
+        left, self._left = self._left, {}
+        return left
+
+    def _put_in_place(self) -> None:
+        staged, self._staged = self._staged, {}
+        if not staged:
+            return
+        left = self._left
+        _make_durable(list(staged.values()))
+        for path, entry in staged.items():
+            if _identity(path) != entry.before:
+                _unlink(entry.temp)
+                left[path] = ("kept", "changed on disk while the pipeline worked on it; left alone until the next run")
+                continue
+            try:
+                os.replace(entry.temp, path)
+            except OSError as exc:
+                _unlink(entry.temp)
+                left[path] = ("error", _unwritable_reason(path, exc))
+                continue
+            pause_point("draft-renamed")
+        _sync_folders({path.parent for path in staged if path not in left})
+        for path, entry in staged.items():
+            if path not in left:
+                for action in entry.actions:
+                    action()
+
+    def discard(self) -> None:
+        for entry in self._staged.values():
+            _unlink(entry.temp)
+        self._staged = {}
+
+
+_batch: ContextVar[DraftBatch | None] = ContextVar("draft_batch", default=None)
+
+
+@contextmanager
+def batched_writes() -> Iterator[DraftBatch]:
+    """Within the block, write_atomic() stages drafts in a DraftBatch; commit it before the block ends
+    (what is still staged at the end, e.g. after an error, is discarded: the old drafts stay)."""
+    batch = DraftBatch()
+    token = _batch.set(batch)
+    try:
+        yield batch
+    finally:
+        _batch.reset(token)
+        batch.discard()
+
+
+def _write_temp(path: Path, text: str, newline: str, *, sync: bool) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
-        raise DraftError(path, f"cannot be written ({exc.strerror or exc}); check that {path.parent} "
-                               "is writable and the disk has space") from exc
+        raise _unwritable(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        pause_point("draft-staged")
-        os.replace(temp, path)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
     except BaseException as exc:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
+        _unlink(temp)
         if isinstance(exc, OSError):
-            raise DraftError(path, f"cannot be written ({exc.strerror or exc}); check that {path.parent} "
-                                   "is writable and the disk has space") from exc
+            raise _unwritable(path, exc) from exc
         raise
-    pause_point("draft-renamed")
+    return Path(temp)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _make_durable(entries: list[_Staged]) -> None:
+    """One sync of the filesystem holding the temp files (Linux syncfs); elsewhere, one fsync each."""
+    folders = {entry.temp.parent for entry in entries}
+    if len(folders) == 1 and _syncfs(next(iter(folders))):
+        return
+    for entry in entries:
+        with open(entry.temp, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _syncfs(folder: Path) -> bool:
+    try:
+        import ctypes
+
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):  # not Linux (or not glibc): no syncfs
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+def _sync_folders(folders: set[Path]) -> None:
+    for folder in folders:
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # a filesystem that cannot sync a folder: the renames are as durable as it allows
+        finally:
+            os.close(fd)
+
+
+def _unlink(temp: Path | str) -> None:
+    try:
+        os.unlink(temp)
+    except FileNotFoundError:
+        pass
+
+
+def _unwritable(path: Path, exc: OSError) -> DraftError:
+    return DraftError(path, _unwritable_reason(path, exc))
+
+
+def _unwritable_reason(path: Path, exc: OSError) -> str:
+    return f"cannot be written ({exc.strerror or exc}); check that {path.parent} is writable and the disk has space"
 
 
 def remove_stale_temp_files(folder: Path) -> int:

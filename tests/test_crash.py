@@ -287,3 +287,25 @@ def test_a_parser_worker_killed_mid_run_costs_no_feed(project: Path, feed_server
     assert f"fetched {count} feeds: {count} ok" in out
     with open_store(project / "pipeline.sqlite3") as store:
         assert sorted(i.headline for i in store.items()) == sorted(f"Story {n}" for n in range(count))
+
+
+def test_a_reviewer_save_between_staging_and_commit_wins(project: Path) -> None:
+    assert run_pipeline(project, "build", "--offline").returncode == 0
+    with open_store(project / "pipeline.sqlite3") as store:
+        store.save_items(news(3), NOW)  # every draft changes on the next build
+    draft = project / "output" / "mobile-payments.md"
+    saved = draft.read_text(encoding="utf-8").replace("\n## ", "\nA reviewer's new paragraph.\n\n## ", 1)
+    pause = PausePoint(project.parent, "draft-staged", 1)  # the first draft is staged, none replaced yet
+    build = subprocess.Popen([PIPELINE, "--root", str(project), "build", "--offline"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**_env(), **pause.env})
+    pause.wait(lambda: build.poll() is None)
+    draft.write_text(saved, encoding="utf-8")
+    pause.resume()
+    out, err = build.communicate(timeout=300)
+    assert build.returncode == 0, err
+    assert f"{draft}: changed on disk while the pipeline worked on it; left alone until the next run" in out + err
+    assert draft.read_text(encoding="utf-8") == saved
+    again = run_pipeline(project, "build", "--offline")  # the next run merges the news into the saved draft
+    assert again.returncode == 0, again.stderr
+    text = draft.read_text(encoding="utf-8")
+    assert "A reviewer's new paragraph." in text and "Alipay update number 0" in text
