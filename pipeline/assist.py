@@ -21,7 +21,7 @@ from .config import Settings, now_utc
 from .errors import AssistError, GuideError
 from .grounding import clean_model_text, cite, ground
 from .guides import parse_guide
-from .models import Guide, Item
+from .models import AI_BANNER, PLACEHOLDER, SLUG, Guide, Item
 from .render import escape_markdown, make_environment, render_offline_context
 from .store import Store
 
@@ -213,7 +213,7 @@ CONTEXT_REQUEST = """\
 
 Write the paragraph now, following the rules."""
 
-DRAFT_MARK = "*AI-drafted by {model}: check every sentence against its source before release.*"
+DRAFT_MARK = AI_BANNER + "{model}: check every sentence against its source before release.*"
 
 
 def _json_data(value: object) -> str:
@@ -326,7 +326,7 @@ GUIDE_REQUEST = """\
 
 Write the JSON object now."""
 
-NEW_GUIDE_MARK = "*AI-drafted by {model}: rewrite and verify every statement, then delete this line.*"
+NEW_GUIDE_MARK = AI_BANNER + "{model}: rewrite and verify every statement, then delete this line.*"
 
 
 @dataclass(frozen=True)
@@ -394,17 +394,17 @@ def skeleton_guide(topic: str) -> str:
     words = [w for w in re.findall(r"[a-z0-9]+", title.lower()) if len(w) > 2][:6]
     return _guide_text(
         title=title,
-        description="One sentence for search results: who this helps and with what.",
+        description=f"{PLACEHOLDER} one sentence for search results: who this helps and with what.",
         keywords=words,
-        intro="Who this guide is for, and what it helps them do. Write two or three short paragraphs.",
+        intro=f"{PLACEHOLDER} who this guide is for, and what it helps them do. Write two or three short paragraphs.",
         sections=[
-            ("What to know first", "The basics a newcomer needs before anything else."),
-            ("Step by step", "The steps in the order a reader takes them, with what to check at each."),
-            ("When something goes wrong", "Common problems, backups and where to get help."),
+            ("What to know first", f"{PLACEHOLDER} the basics a newcomer needs before anything else."),
+            ("Step by step", f"{PLACEHOLDER} the steps in the order a reader takes them, with what to check at each."),
+            ("When something goes wrong", f"{PLACEHOLDER} common problems, backups and where to get help."),
         ],
-        faq=[("A question readers often ask?", "A short, direct answer.")],
-        conclusion="Sum up the guide in two or three sentences.",
-        checklist=["The first thing to do", "The next thing to check"],
+        faq=[(f"{PLACEHOLDER} a question readers often ask?", f"{PLACEHOLDER} a short, direct answer.")],
+        conclusion=f"{PLACEHOLDER} sum up the guide in two or three sentences.",
+        checklist=[f"{PLACEHOLDER} the first thing to do", f"{PLACEHOLDER} the next thing to check"],
     )
 
 
@@ -454,8 +454,8 @@ def drafted_guide(topic: str, answer: Answer, model: str) -> str:
         intro=mark + ("\n\n" + intro if intro else ""),
         sections=sections,
         faq=faq,
-        conclusion=_paragraphs(data.get("conclusion", "")) or "Sum up the guide in two or three sentences.",
-        checklist=checklist or ["The first thing to do"],
+        conclusion=_paragraphs(data.get("conclusion", "")) or f"{PLACEHOLDER} sum up the guide in two or three sentences.",
+        checklist=checklist or [f"{PLACEHOLDER} the first thing to do"],
         comment=(f"AI-drafted by {model} at {answer.drafted_at} (prompt sha256 {answer.prompt_sha256[:16]}): "
                  "an editor rewrites every line before building"),
     )
@@ -469,7 +469,7 @@ def new_guide(settings: Settings, topic: str, warn: Warn, *, slug: str | None = 
         raise GuideError(settings.guides_dir, "the topic is empty; give one, e.g. pipeline new \"Renting a flat\"")
     slug = slug or slugify(title)
     path = settings.guides_dir / f"{slug}.md"
-    if not slug or not re.match(r"^[a-z0-9][a-z0-9-]*$", slug):
+    if not slug or not SLUG.match(slug):
         raise GuideError(path, "cannot make a file name from this topic; pass --slug with lower-case "
                                "letters, digits and dashes")
     if path.exists():

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from .drafts import (
 from .errors import DraftError, GuideError, PipelineError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
-from .models import Draft, Feed, Guide, Item
+from .models import Draft, Feed, Guide, Item, Outcome
 from .policy import (
     STATUSES,
     after_change,
@@ -44,7 +44,22 @@ from .policy import (
     review_status,
 )
 from .select import Candidates, select_further_reading
+from .state import (
+    STATE_DIR,
+    DraftState,
+    commit_state,
+    discard_state,
+    load_state,
+    save_state,
+    stage_state,
+    state_path,
+    text_sha256,
+)
 from .store import Store
+
+NO_RECORD = ("{path}: no record of what the pipeline last wrote here (a draft made by hand, or by an older "
+             "pipeline without its store); every word kept, nothing updated (use `build --force` to "
+             "regenerate it, or `refresh --force` to replace its regions)")
 
 # Drafts a model part: (guide, items) -> (context paragraph, provenance for front matter) or None.
 ContextDrafter = Callable[[Guide, Sequence[Item]], "tuple[str, dict[str, object]] | None"]
@@ -56,7 +71,7 @@ class DraftReport:
 
     slug: str
     path: Path
-    outcome: str  # created, updated, unchanged, kept, conflict, error
+    outcome: Outcome
     notes: tuple[str, ...] = ()  # things a person should know, one line each
 
     @property
@@ -72,7 +87,7 @@ class BuildReport:
     def failed(self) -> tuple[DraftReport, ...]:
         return tuple(d for d in self.drafts if d.failed)
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: Outcome) -> int:
         return sum(1 for d in self.drafts if d.outcome == outcome)
 
 
@@ -110,6 +125,21 @@ def generate(
     return Generation(draft=draft, skeleton=blank_regions(draft.body))
 
 
+def _draft_bytes(settings: Settings, slug: str) -> bytes | None:
+    """A draft's bytes and its state's: a state taken from either side of a git conflict is looked at."""
+    draft = read_bytes(settings.output_dir / f"{slug}.md")
+    if draft is None:
+        return None
+    return draft + b"\0" + (read_bytes(state_path(settings.output_dir, slug)) or b"")
+
+
+def _save_fingerprint(store: Store, settings: Settings, slug: str, inputs: BuildInputs, guide_path: Path,
+                      chosen: list[Item], guide_bytes: bytes | None, clean: bool) -> None:
+    # Only a clean outcome may be skipped next time: notes must keep reaching a person.
+    store.save_fingerprint(slug, inputs.draft(guide_path, chosen, _draft_bytes(settings, slug), guide_bytes)
+                           if clean else None)
+
+
 def _wanted_guide_paths(settings: Settings, only: Sequence[str] | None) -> tuple[list[Path], list[DraftReport]]:
     failures: list[DraftReport] = []
     if not settings.guides_dir.is_dir():  # a wrong --root or folder would otherwise "build 0 drafts" and pass
@@ -139,9 +169,9 @@ def build_drafts(
 ) -> BuildReport:
     """Render every guide and bring its draft up to date; one bad guide never stops the others.
 
-    Drafts are written as a batch made durable with one sync (drafts.DraftBatch); what the store
-    records about a draft waits until the draft is in place. A draft a reviewer saved meanwhile is
-    left alone, and reported so.
+    Drafts and their states are written as a batch made durable with one sync (drafts.DraftBatch);
+    what follows a draft's write waits until the draft is in place. A draft a reviewer saved
+    meanwhile is left alone, and reported so.
     """
     with batched_writes() as batch:
         report = _build_drafts(settings, store, feeds, now, force=force, only=only, regions_only=regions_only,
@@ -170,6 +200,7 @@ def _build_drafts(
         raise DraftError(settings.output_dir, f"cannot be made the drafts folder ({exc.strerror or exc}); "
                                               "move away what is in its place or make its parent writable") from exc
     remove_stale_temp_files(settings.output_dir)
+    remove_stale_temp_files(settings.output_dir / STATE_DIR)
     paths, reports = _wanted_guide_paths(settings, only)
     env: object | None = None  # made at the first draft that needs rendering: none when all are skipped
     feed_tags = {feed.url: feed.tags for feed in feeds}
@@ -194,7 +225,7 @@ def _build_drafts(
             if twin not in selections:
                 selections[twin] = windows[guide.max_age_days].select(guide, feed_tags)
             chosen = selections[twin]
-            digest = inputs.draft(guide_path, chosen, read_bytes(path), guide_bytes)
+            digest = inputs.draft(guide_path, chosen, _draft_bytes(settings, slug), guide_bytes)
             if not force and fingerprints.get(slug) == digest:
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
@@ -202,14 +233,14 @@ def _build_drafts(
                 from .render import make_environment
 
                 env = make_environment(settings.templates_dir)
-            generation = generate(settings, guide, (), feeds, now, env, context_drafter, chosen=chosen)
             existing = read_draft(path)
             if regions_only and existing is None:
                 continue  # refresh only maintains drafts that `build` created
-            report = _update(store, slug, path, generation, existing, now, force=force,
-                             regions_only=regions_only)
+            last = last_written(store, settings.output_dir, slug)
+            generation = generate(settings, guide, (), feeds, now, env, context_drafter, chosen=chosen)
+            report = _update(slug, path, generation, existing, last, force=force, regions_only=regions_only)
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
-            after_write(path, partial(_save_fingerprint, store, slug, inputs, guide_path, chosen, path,
+            after_write(path, partial(_save_fingerprint, store, settings, slug, inputs, guide_path, chosen,
                                       guide_bytes, clean))
         except PipelineError as exc:
             report = DraftReport(slug, path, "error", (exc.message,))
@@ -217,38 +248,18 @@ def _build_drafts(
     return BuildReport(tuple(reports))
 
 
-def _save_fingerprint(store: Store, slug: str, inputs: BuildInputs, guide_path: Path, chosen: list[Item],
-                      path: Path, guide_bytes: bytes | None, clean: bool) -> None:
-    # Only a clean outcome may be skipped next time: notes must keep reaching a person.
-    store.save_fingerprint(slug, inputs.draft(guide_path, chosen, read_bytes(path), guide_bytes) if clean else None)
-
-
-@dataclass(frozen=True)
-class LastWritten:
-    """What the pipeline last wrote into one draft: the base every merge compares against."""
-
-    regions: dict[str, str] = field(default_factory=dict)
-    skeleton: str | None = None  # None: no record of the body
-    front_matter: dict[str, object] | None = None  # generated keys; None: no record
-
-    @classmethod
-    def from_records(cls, records: dict[str, str]) -> LastWritten:
-        regions = {part.removeprefix("region:"): text for part, text in records.items()
-                   if part.startswith("region:")}
-        front = json.loads(records["front_matter"]) if "front_matter" in records else None
-        return cls(regions, records.get("skeleton"), front)
-
-
-def _remember(store: Store, slug: str, path: Path, regions: dict[str, str], skeleton: str | None,
-              front_matter: dict[str, object]) -> None:
-    """Record what the pipeline wrote: a region it left alone keeps its old record, so a reviewer who
-    undoes their edit hands the region back to the pipeline; refresh never moves the skeleton.
-    Recorded once the draft at `path` is in place, never ahead of it."""
-    records = {f"region:{name}": text for name, text in regions.items()}
-    if skeleton is not None:
-        records["skeleton"] = skeleton
-    records["front_matter"] = json.dumps(front_matter)
-    after_write(path, partial(store.save_generated, slug, records))
+def last_written(store: Store, output_dir: Path, slug: str) -> DraftState | None:
+    """What the pipeline last wrote into a draft: its state file, else (a draft made by an older
+    pipeline) the store's record, which the next write turns into a state file."""
+    state = load_state(output_dir, slug)
+    if state is not None:
+        return state
+    records = store.generated(slug)
+    if not records:
+        return None
+    regions = {part.removeprefix("region:"): text for part, text in records.items() if part.startswith("region:")}
+    front = json.loads(records["front_matter"]) if "front_matter" in records else None
+    return DraftState(regions=regions, skeleton=records.get("skeleton"), front_matter=front)
 
 
 def _repeated_region(path: Path, existing: DraftFile) -> str | None:
@@ -262,19 +273,18 @@ def _repeated_region(path: Path, existing: DraftFile) -> str | None:
 
 
 def _update(
-    store: Store,
     slug: str,
     path: Path,
     generation: Generation,
     existing: DraftFile | None,
-    now: dt.datetime,
+    last: DraftState | None,
     *,
     force: bool,
     regions_only: bool,
 ) -> DraftReport:
     """Bring one reviewed draft up to date, policy by policy (see `policy`)."""
     if existing is None or (force and not regions_only):
-        return _write_whole(store, slug, path, generation, existing)
+        return _write_whole(slug, path, generation, existing)
     repeated = _repeated_region(path, existing)
     if repeated:
         return DraftReport(slug, path, "error", (repeated,))
@@ -283,7 +293,10 @@ def _update(
     if status == "approved" and not regions_only and not force:
         return DraftReport(slug, path, "kept", (*notes, f"{path}: approved; body left alone (use --force to regenerate)"))
 
-    draft, last = generation.draft, LastWritten.from_records(store.generated(slug))
+    if last is None and not force:
+        return DraftReport(slug, path, "kept", (*notes, NO_RECORD.format(path=path)))
+    last = last or DraftState()
+    draft = generation.draft
     plan = decide_regions(path, draft.regions, existing.regions, last.regions, force=force)
     body = merge_body(path, existing.body, last.skeleton, generation.skeleton, plan, regions_only=regions_only)
     if body.body is None:
@@ -291,18 +304,20 @@ def _update(
     front = merge_front_matter(path, existing, draft.front_matter, last.front_matter, plan.kept_keys,
                                regions_only=regions_only, force=force)
     notes += [*plan.notes, *body.notes, *front.notes]
+    # A region left alone keeps its old record, so a reviewer who undoes their edit hands the region
+    # back to the pipeline; refresh never moves the skeleton (only `build` merges guide changes).
+    state = replace(last, regions={**last.regions, **plan.remember}, front_matter=front.remember,
+                    skeleton=last.skeleton if regions_only else generation.skeleton)
 
-    outcome = "unchanged"
-    if front.text != existing.front_matter_text or body.body != existing.body:
-        # Front matter alone counts too: an approved draft never changes silently.
-        fm_text, status_notes = after_change(path, status, front.text)
-        notes += status_notes
-        fm_text = set_front_matter_key(fm_text, "lastmod", draft.front_matter["lastmod"])
-        if not write_draft(path, existing, existing.with_changes(fm_text, body.body)):
-            return _changed_meanwhile(slug, path)
-        outcome = "updated"
-    _remember(store, slug, path, plan.remember, None if regions_only else generation.skeleton, front.remember)
-    return DraftReport(slug, path, outcome, tuple(notes))
+    if front.text == existing.front_matter_text and body.body == existing.body:
+        save_state(path.parent, slug, replace(state, draft_sha256=text_sha256(existing.text)))
+        return DraftReport(slug, path, "unchanged", tuple(notes))
+    # Front matter alone counts too: an approved draft never changes silently.
+    fm_text, status_notes = after_change(path, status, front.text)
+    fm_text = set_front_matter_key(fm_text, "lastmod", draft.front_matter["lastmod"])
+    if not write_draft(path, existing, existing.with_changes(fm_text, body.body), state):
+        return _changed_meanwhile(slug, path)
+    return DraftReport(slug, path, "updated", (*notes, *status_notes))
 
 
 def _changed_meanwhile(slug: str, path: Path) -> DraftReport:
@@ -310,11 +325,11 @@ def _changed_meanwhile(slug: str, path: Path) -> DraftReport:
         f"{path}: changed on disk while the pipeline worked on it; left alone until the next run",))
 
 
-def _write_whole(
-    store: Store, slug: str, path: Path, generation: Generation, existing: DraftFile | None
-) -> DraftReport:
+def _write_whole(slug: str, path: Path, generation: Generation, existing: DraftFile | None) -> DraftReport:
     """A new draft, or `build --force`: the generation as it is, keeping only date and status."""
     draft = generation.draft
+    state = DraftState(regions=dict(draft.regions), skeleton=generation.skeleton,
+                       front_matter=generated_keys(draft.front_matter))
     front = dict(draft.front_matter)
     notes: list[str] = []
     if existing is not None:
@@ -324,30 +339,42 @@ def _write_whole(
         # Same text but for lastmod is no change: lastmod moves only when something else did.
         same = dict(front, lastmod=existing.front_matter.get("lastmod", front["lastmod"]))
         if compose_draft_text(same, draft.body) == existing.text:
-            _remember(store, slug, path, draft.regions, generation.skeleton, generated_keys(draft.front_matter))
+            save_state(path.parent, slug, replace(state, draft_sha256=text_sha256(existing.text)))
             return DraftReport(slug, path, "unchanged")
         notes.append(f"{path}: regenerated with --force; hand edits replaced")
         if status == "approved":
             notes.append(f"{path}: was approved; regenerated, so it is back to in-review")
-    if not write_draft(path, existing, compose_draft_text(front, draft.body)):
+    if not write_draft(path, existing, compose_draft_text(front, draft.body), state):
         return _changed_meanwhile(slug, path)
-    _remember(store, slug, path, draft.regions, generation.skeleton, generated_keys(draft.front_matter))
     return DraftReport(slug, path, "created" if existing is None else "updated", tuple(notes))
 
 
 # -- write ---------------------------------------------------------------------------------------
 
 
-def write_draft(path: Path, existing: DraftFile | None, text: str) -> bool:
-    """Write a draft atomically, unless a reviewer saved it since we read it (their save wins).
+def write_draft(path: Path, existing: DraftFile | None, text: str, state: DraftState | None = None) -> bool:
+    """Write a draft and its state atomically, unless a reviewer saved the draft since we read it
+    (their save wins: False, and nothing is written).
 
-    The one place drafts are written; False when the file changed meanwhile and was left alone.
+    The one place drafts are written. The state is staged first and put in place after the draft,
+    naming the draft text it belongs to, so a run killed in between leaves a pair `load_state` mends.
     """
     split_draft(path, text)  # never write a draft we could not read back
-    if existing is None:
-        write_atomic(path, text)
-        return True
-    return _write_unless_changed_meanwhile(path, existing, text)
+    pending = None if state is None else stage_state(path.parent, path.stem, replace(state, draft_sha256=text_sha256(text)))
+    try:
+        if existing is None:
+            write_atomic(path, text)
+        elif not _write_unless_changed_meanwhile(path, existing, text):
+            if pending is not None:
+                discard_state(pending)
+            return False
+    except BaseException:
+        if pending is not None:
+            discard_state(pending)
+        raise
+    if pending is not None:  # in a batch, once the draft is in place
+        after_write(path, partial(commit_state, path.parent, path.stem, pending))
+    return True
 
 
 def _write_unless_changed_meanwhile(path: Path, existing: DraftFile, text: str) -> bool:

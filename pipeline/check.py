@@ -14,19 +14,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import markdown
+from . import markdown, unfinished
 from .drafts import find_regions, marker_problems, split_draft
 from .errors import DraftError
 from .frontmatter import split_front_matter
-from .models import Problem
+from .models import REGIONS, STATUSES, Problem
 from .render import make_environment, render_further_reading, render_template
 from .select import headline_key
+from .urls import is_web_url
 
 DISCLAIMER_TEMPLATE = "partials/disclaimer.md.j2"
 REQUIRED_KEYS = ("title", "slug", "date", "lastmod", "draft", "status", "further_reading")
-STATUSES = ("draft", "in-review", "approved")
 DEFAULT_MAX_AGE_DAYS = 30  # a guide's default, for drafts whose front matter lost max_age_days
-REGIONS = ("context", "further-reading")
 
 FAQ = "## 🙋 Frequently Asked Questions (FAQ)"
 CONCLUSION = "## 🧩 Conclusion"
@@ -137,6 +136,8 @@ def check_text(
     # A problem "after" the last line (a missing section at the end) points at the last line.
     problems = [p if 1 <= p.line <= last else replace(p, line=min(max(p.line, 1), last))
                 for p in _Checker(path, text, reference, now, release).run()]
+    if not release:  # an unfinished draft may be checked while work goes on; only a release must be done
+        problems = [replace(p, severity="warning") if p.rule in unfinished.RULES else p for p in problems]
     return sorted(problems, key=lambda p: (p.line, p.rule))
 
 
@@ -182,6 +183,7 @@ class _Checker:
         yield from self.check_citations()
         yield from self.check_links()
         yield from self.check_template_syntax()
+        yield from self.check_unfinished()
 
     # -- front matter ------------------------------------------------------------------------
 
@@ -397,6 +399,9 @@ class _Checker:
             return
         no_news = " ".join(self.reference.no_news.split())
         if len(blocks) == 1 and " ".join(" ".join(t for _, t in blocks[0]).split()) == no_news:
+            yield self.problem(first, unfinished.RULE_EMPTY_FURTHER_READING,
+                               "Further Reading says no news matched; a release needs stories: run `pipeline "
+                               "refresh`, or give the guide keywords or tags its news would match")
             yield from self.check_agreement([], first)
             return
         previous_end = None
@@ -513,11 +518,11 @@ class _Checker:
 
     def check_links(self) -> Iterator[Problem]:
         for number, target in self.link_targets():
-            if not _is_web_url(target):
+            if not is_web_url(target):
                 yield self.problem(number, RULE_LINK, f"link {target!r} is not http(s); use an absolute https:// URL")
         for index, entry in enumerate(self.fm_further_reading(), start=1):
             url = entry.get("url")
-            if isinstance(url, str) and not _is_web_url(url):
+            if isinstance(url, str) and not is_web_url(url):
                 yield Problem(self.path, self.fm_line("further_reading", url), RULE_LINK,
                               f"further_reading entry {index} url {url!r} is not http(s)")
 
@@ -531,6 +536,21 @@ class _Checker:
                     yield self.problem(number, RULE_TEMPLATE,
                                        f"template syntax {match.group(0)!r} left in the text; finish or remove it "
                                        "(write it inside `code` if it is meant literally)")
+
+
+    # -- unfinished work (warnings; failures with --release) -----------------------------------
+
+    def check_unfinished(self) -> Iterator[Problem]:
+        regions = [(begin, end) for name in REGIONS
+                   if (begin := self.marker_line(name)) is not None and (end := self.marker_line(name, "end")) is not None]
+        for line, rule, message in (*unfinished.ai_banners(self.lines), *unfinished.placeholders(self.tokens),
+                                    *unfinished.empty_sections(self.tokens), *unfinished.notes(self.tokens, regions)):
+            yield self.problem(line, rule, message)
+        for file_line, rule, message in unfinished.placeholder_in_front_matter(self.fm_lines):
+            yield Problem(self.path, file_line, rule, message)
+        weak = unfinished.stopword_keywords((self.front_matter or {}).get("keywords"))
+        if weak:
+            yield Problem(self.path, self.fm_line("keywords"), unfinished.RULE_KEYWORDS, weak)
 
 
 def _complete_entry(entry: object) -> bool:
@@ -611,14 +631,6 @@ def _same(found: str, wanted: str) -> bool:
 
 def _url_key(url: str) -> str:
     return unquote(url.strip())
-
-
-def _is_web_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:  # e.g. an unclosed "[" in the host
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _date(value: object) -> dt.date | None:

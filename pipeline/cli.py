@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .config import Settings, load_feeds, load_settings, now_utc
 from .errors import LockHeld, PipelineError
+from .models import STATUSES, Problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -306,7 +307,7 @@ def sources(obj: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("status", type=click.Choice(["draft", "in-review", "approved"]))
+@click.argument("status", type=click.Choice(STATUSES))
 @click.pass_obj
 @handle_errors
 def status(obj: Context, path: Path, status: str) -> None:
@@ -357,22 +358,28 @@ def check(obj: Context, paths: tuple[Path, ...], release: bool, output_format: s
         click.echo(f"Error: {where}: no drafts (*.md) to check; run `pipeline build` first", err=True)
         sys.exit(2)  # a release gate that checked nothing must not pass
     problems, errors = check_files(files, load_reference(settings.templates_dir), now_utc(), release=release)
-    if output_format == "json":
-        click.echo(json.dumps([{"path": str(p.path), "line": p.line, "rule": p.rule, "message": p.message}
-                               for p in problems], ensure_ascii=False, indent=2))
-    else:
-        for problem in problems:
-            click.echo(str(problem))
     for error in errors:
         click.echo(f"Error: {error.message}", err=True)
-    if output_format == "text":
-        drafts = len(files) - len(errors)
-        summary = f"{len(problems)} problem(s)" if problems else "no problems"
-        click.echo(f"checked {drafts} draft(s){' for release' if release else ''}: {summary}", err=True)
+    _print_problems(problems, output_format, f"checked {len(files) - len(errors)} draft(s)"
+                                             f"{' for release' if release else ''}")
     if errors:
         sys.exit(2)
-    if problems:
+    if any(p.severity == "error" for p in problems):
         sys.exit(1)
+
+
+def _print_problems(problems: list[Problem], output_format: str, checked: str) -> None:
+    """Problems on stdout (text or JSON); in text, a summary on stderr after `checked`."""
+    if output_format == "json":
+        click.echo(json.dumps([{"path": str(p.path), "line": p.line, "rule": p.rule, "severity": p.severity,
+                                "message": p.message} for p in problems], ensure_ascii=False, indent=2))
+        return
+    for problem in problems:
+        click.echo(str(problem))
+    warnings = sum(p.severity == "warning" for p in problems)
+    summary = f"{len(problems) - warnings} problem(s)" if len(problems) > warnings else "no problems"
+    summary += f", {warnings} warning(s) (failures with --release)" if warnings else ""
+    click.echo(f"{checked}: {summary}", err=True)
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .models import Feed
+from .urls import is_web_url
 
 FEED_KEYS = {"url", "publisher", "tags"}
 TOOL_KEYS = {"model", "max_concurrency", "per_host_concurrency", "timeout", "max_body_bytes"}
@@ -192,6 +193,6 @@ def _feed_url(path: Path, where: str, url: object) -> str:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
     except ValueError as exc:
         raise ConfigError(path, f"{where}: url is not a valid URL ({exc}); fix it") from exc
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_web_url(url):
         raise ConfigError(path, f"{where}: url must start with http:// or https://")
     return url

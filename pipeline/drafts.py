@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -238,6 +239,13 @@ def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
     pause_point("draft-renamed")
 
 
+def unstage(path: Path) -> None:
+    """Forget a write staged for `path` in the current batch, if any (the file on disk is untouched)."""
+    batch = _batch.get()
+    if batch is not None:
+        batch.unstage(path)
+
+
 def after_write(path: Path, action: Callable[[], None]) -> None:
     """Run `action` once the draft at `path` is in place: now, or when its batch commits (never, if
     the batch leaves it alone).
@@ -270,7 +278,7 @@ class DraftBatch:
     def __init__(self, limit: int = 1000) -> None:
         self.limit = limit  # staged drafts that make the batch commit on its own: memory stays flat
         self._staged: dict[Path, _Staged] = {}
-        self._left: dict[Path, tuple[str, str]] = {}
+        self._left: dict[Path, tuple[Literal["kept", "error"], str]] = {}
 
     def __len__(self) -> int:
         return len(self._staged)
@@ -285,6 +293,11 @@ class DraftBatch:
         self._staged[path] = _Staged(temp, _identity(path), earlier.actions if earlier else [])
         pause_point("draft-staged")
 
+    def unstage(self, path: Path) -> None:
+        entry = self._staged.pop(path, None)
+        if entry is not None:
+            _unlink(entry.temp)
+
     def then(self, path: Path, action: Callable[[], None]) -> bool:
         """Hold `action` until the draft staged at `path` is in place; False when none is staged."""
         entry = self._staged.get(path)
@@ -292,7 +305,7 @@ class DraftBatch:
             entry.actions.append(action)
         return entry is not None
 
-    def commit(self) -> dict[Path, tuple[str, str]]:
+    def commit(self) -> dict[Path, tuple[Literal["kept", "error"], str]]:
         """Put every staged draft in place; {path: (outcome, why)} for those that were not: "kept" when
         a reviewer saved it meanwhile, "error" when it could not be written
         (since the batch began: a batch past its limit has committed on its own before)."""
@@ -375,9 +388,9 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
 
 
 def _make_durable(entries: list[_Staged]) -> None:
-    """One sync of the filesystem holding the temp files (Linux syncfs); elsewhere, one fsync each."""
-    folders = {entry.temp.parent for entry in entries}
-    if len(folders) == 1 and _syncfs(next(iter(folders))):
+    """One sync of each filesystem holding the temp files (Linux syncfs); elsewhere, one fsync each."""
+    by_device = {folder.stat().st_dev: folder for folder in {entry.temp.parent for entry in entries}}
+    if all(_syncfs(folder) for folder in by_device.values()):
         return
     for entry in entries:
         with open(entry.temp, "rb") as handle:

@@ -18,6 +18,7 @@ from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
 from .errors import FeedError
 from .models import Extraction, Feed, Item
+from .urls import WEB_SCHEMES
 
 # Query parameters that only track the reader; dropping them makes one story one link.
 TRACKING_PARAMS = {
@@ -69,7 +70,7 @@ def canonical_link(link: str, base: str | None = None) -> str | None:
     except ValueError:
         return None
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
+    if scheme not in WEB_SCHEMES or not parts.hostname:
         return None
     host = parts.hostname.lower()
     if ":" in host:  # IPv6 literal

@@ -17,6 +17,7 @@ import httpx
 
 from . import __version__
 from .models import Feed, FeedState, FetchResult
+from .urls import is_web_url
 
 USER_AGENT = f"expat-guide-pipeline/{__version__} (feed reader for editors; conditional GET)"
 MAX_REDIRECTS = 5
@@ -90,16 +91,6 @@ class _Pools:
     async def aclose(self) -> None:
         while self._clients:
             await self._clients.popitem()[1].aclose()
-
-
-def _fetchable(url: str) -> bool:
-    """An http(s) URL with a host and a valid port (a redirect may name anything)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError when out of range)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _pool_key(url: str) -> tuple[str, str]:
@@ -178,7 +169,7 @@ async def _follow(pools: _Pools, feed: Feed, headers: dict[str, str], max_body_b
         async with pools.client(url) as client, client.stream("GET", url, headers=headers) as response:
             if response.status_code in REDIRECTS and "location" in response.headers:
                 target = urljoin(url, response.headers["location"])
-                if not _fetchable(target):
+                if not is_web_url(target):
                     return FetchResult(feed, response.status_code,
                                        error=f"redirect to a URL that cannot be fetched: {target[:200]!r}")
                 all_permanent = all_permanent and response.status_code in PERMANENT

@@ -17,11 +17,10 @@ import yaml
 from . import markdown
 from .errors import GuideError
 from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, split_front_matter
-from .models import FaqEntry, Guide, Section
+from .models import SLUG, FaqEntry, Guide, Section
 
 GUIDE_KEYS = {"title", "description", "audience", "keywords", "tags", "further_reading"}
 FURTHER_READING_KEYS = {"count", "max_age_days"}
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#")
 
 

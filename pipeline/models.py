@@ -3,8 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
+
+# A draft's review status, in the order a draft moves through them.
+Status = Literal["draft", "in-review", "approved"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+
+# The managed regions of a draft, between `<!-- pipeline:begin NAME -->` and `<!-- pipeline:end NAME -->`.
+REGION_CONTEXT = "context"
+REGION_FURTHER_READING = "further-reading"
+REGIONS = (REGION_CONTEXT, REGION_FURTHER_READING)
+
+# What a run did with one draft (`pipeline build`, `refresh`), and with one feed (`fetch`).
+Outcome = Literal["created", "updated", "unchanged", "kept", "conflict", "error"]
+FeedStatus = Literal["new", "unchanged", "not-modified", "failed", "skipped"]
+
+# How `pipeline check` rates a problem: an error fails the check; a warning is reported and fails it
+# only with --release (the rules for unfinished drafts).
+Severity = Literal["error", "warning"]
+
+# The start of every text the pipeline writes for a person to replace (`pipeline new`'s skeleton):
+# `pipeline check` warns while one is left, and refuses it with --release.
+PLACEHOLDER = "TODO(editor):"
+# The start of the line a model-drafted text carries until a person has checked it.
+AI_BANNER = "*AI-drafted by "
+
+# A guide's (and so its draft's) name: lower-case letters, digits and dashes.
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 @dataclass(frozen=True)
@@ -146,6 +174,9 @@ class Problem:
     line: int
     rule: str
     message: str
+    severity: Severity = "error"
 
     def __str__(self) -> str:
+        if self.severity == "warning":
+            return f"{self.path}:{self.line}: {self.rule}: warning: {self.message}"
         return f"{self.path}:{self.line}: {self.rule}: {self.message}"

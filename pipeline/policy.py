@@ -21,9 +21,8 @@ from typing import Literal
 import merge3
 
 from .drafts import DraftFile, blank_regions, fill_regions, find_regions, set_front_matter_key
+from .models import STATUSES, Status
 
-Status = Literal["draft", "in-review", "approved"]
-STATUSES: tuple[Status, ...] = ("draft", "in-review", "approved")
 
 # Front matter keys the pipeline keeps up to date, unless a reviewer changed them.
 GENERATED_KEYS = ("title", "description", "audience", "tags", "keywords", "guide", "max_age_days",

@@ -12,18 +12,18 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 
 from . import __version__
 from .errors import TemplateError
 from .models import Draft, Guide, Item
+from .urls import is_web_url
 
 ARTICLE_TEMPLATE = "layout/article.md.j2"
 CONTEXT_TEMPLATE = "partials/context.md.j2"
 FURTHER_READING_TEMPLATE = "partials/further-reading.md.j2"
-REGIONS = ("context", "further-reading")
 
 # Characters that can start Markdown structure inside a line, plus template delimiters
 # (Jekyll runs Liquid over page bodies, so a headline's "{{" or "{%" must not survive).
@@ -37,7 +37,6 @@ _LINE_START_MARK = re.compile(r"^([-+=])")
 _LINE_START_NUMBER = re.compile(r"^(\d+)([.)])")
 # Hugo (goldmark) and GitHub turn bare URLs, "www." names and e-mail addresses into links.
 _AUTOLINK = re.compile(r"(?<=\w)(:)(?=//)|(?<=\bwww)(\.)|(@)(?=\w)", re.IGNORECASE)
-SAFE_SCHEMES = ("http", "https")
 
 
 class Trusted(str):
@@ -68,8 +67,7 @@ def markdown_url(url: str) -> str:
     Anything but http(s) is refused: feeds are not allowed to put `javascript:` or `data:` links
     in front of readers, even if an earlier stage let one through.
     """
-    scheme = urlsplit(url.strip()).scheme.lower()
-    if scheme not in SAFE_SCHEMES:
+    if not is_web_url(url):
         raise jinja2.TemplateRuntimeError(f"refusing to link to a non-http(s) URL: {url[:80]!r}")
     return quote(url.strip(), safe=":/?#&=%+,;@!$'*~.-_")
 

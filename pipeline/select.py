@@ -7,9 +7,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from .models import Guide, Item
+from .urls import is_web_url
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Items carry the date in the publisher's own UTC offset. A story dated "tomorrow" in UTC terms is
@@ -24,11 +24,6 @@ def headline_key(headline: str) -> str:
     """The headline up to case and punctuation: two items with the same key are one story."""
     folded = unicodedata.normalize("NFKC", headline).casefold()
     return " ".join(_WORD.findall(folded))
-
-
-@lru_cache(maxsize=1 << 16)
-def _web_link(url: str) -> bool:
-    return urlsplit(url).scheme in ("http", "https")
 
 
 def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
@@ -76,7 +71,7 @@ class Candidates:
             today = latest = now
         oldest = today - dt.timedelta(days=max_age_days)
         candidates = sorted(
-            (i for i in items if i.date is not None and oldest <= i.date <= latest and _web_link(i.url)),
+            (i for i in items if i.date is not None and oldest <= i.date <= latest and is_web_url(i.url)),
             key=lambda i: (i.date, i.feed_url, i.guid),
         )
         # One story carried by several feeds under one canonical link: the earliest-dated copy stands

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .config import Settings
 from .errors import FeedError
 from .fetch import fetch_feeds
-from .models import Extraction, Feed, FeedState, FetchResult
+from .models import Extraction, Feed, FeedState, FeedStatus, FetchResult
 from .store import Store
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class FeedReport:
     """How one feed did in this update."""
 
     url: str
-    status: str  # "new", "unchanged", "not-modified", "failed", "skipped"
+    status: FeedStatus
     new_items: int = 0
     items: int = 0
     message: str | None = None  # a failure reason or warning, for a person to read

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from conftest import FeedServer, Route, write_feeds
 from pipeline.check import check_text, load_reference
 from pipeline.cli import cli
+from pipeline.drafts import set_front_matter_key, split_draft
 from pipeline.models import Item
 from pipeline.store import open_store
 
@@ -383,6 +384,118 @@ def test_hand_fixed_headline_passes_when_front_matter_agrees(project: Path, draf
     assert run_check(project, str(draft)) == (0, [])
 
 
+# -- unfinished drafts: warnings, failures with --release (issue 11, issue 16's notes) --------------
+
+
+def ai_banner_left(path: Path) -> int:
+    edit(path, "<!-- pipeline:begin context -->\n", "<!-- pipeline:begin context -->\n*AI-drafted by "
+         "openai:gpt-4o-mini: check every sentence against its source before release.*\n\n")
+    return line_of(path, "*AI-drafted by")
+
+
+def placeholder_left(path: Path) -> int:
+    edit(path, "around the corner all use it.", "around the corner all use it.\n\nTODO(editor): a word on VPNs.")
+    return line_of(path, "TODO(editor): a word on VPNs")
+
+
+def placeholder_description(path: Path) -> int:
+    text = path.read_text(encoding="utf-8")
+    draft = split_draft(path, text)
+    fm = set_front_matter_key(draft.front_matter_text, "description", "TODO(editor): one sentence for search results.")
+    path.write_text(draft.with_changes(fm, draft.body), encoding="utf-8")
+    return line_of(path, "description: 'TODO(editor)")
+
+
+def faq_without_questions(path: Path) -> int:
+    text = path.read_text(encoding="utf-8")
+    start = text.index("## 🙋 Frequently Asked Questions (FAQ)\n") + len("## 🙋 Frequently Asked Questions (FAQ)\n")
+    path.write_text(text[:start] + "\n" + text[text.index("## 🧩 Conclusion"):], encoding="utf-8")
+    return line_of(path, "## 🙋 Frequently Asked Questions (FAQ)")
+
+
+def checklist_without_items(path: Path) -> int:
+    text = path.read_text(encoding="utf-8")
+    start = text.index("**Quick checklist:**\n") + len("**Quick checklist:**\n")
+    path.write_text(text[:start] + "\n" + text[text.index("## 📣 How to Join the Group"):], encoding="utf-8")
+    return line_of(path, "**Quick checklist:**")
+
+
+def stopword_keywords(path: Path) -> int:
+    text = path.read_text(encoding="utf-8")
+    draft = split_draft(path, text)
+    fm = set_front_matter_key(draft.front_matter_text, "keywords", ["the", "how to", "and"])
+    path.write_text(draft.with_changes(fm, draft.body), encoding="utf-8")
+    return line_of(path, "keywords:")
+
+
+def reviewer_note(path: Path) -> int:
+    edit(path, "around the corner all use it.", "around the corner all use it. {>>Is this still true in 2026?<<}")
+    return line_of(path, "{>>Is this still true")
+
+
+UNFINISHED: list[tuple[Breaker, str]] = [
+    (ai_banner_left, "ai-banner"),
+    (placeholder_left, "placeholder"),
+    (placeholder_description, "placeholder"),
+    (faq_without_questions, "empty-section"),
+    (checklist_without_items, "empty-section"),
+    (stopword_keywords, "keywords"),
+    (reviewer_note, "note"),
+]
+
+
+@pytest.mark.parametrize(("breaker", "rule"), UNFINISHED, ids=[b.__name__ for b, _ in UNFINISHED])
+def test_each_unfinished_draft_is_a_warning_and_fails_the_release(project: Path, draft: Path, breaker: Breaker,
+                                                                   rule: str) -> None:
+    line = breaker(draft)
+    code, problems = run_check(project, str(draft))
+    assert code == 0, problems
+    assert [(p["rule"], p["line"], p["severity"]) for p in problems] == [(rule, line, "warning")]
+    result = CliRunner().invoke(cli, ["--root", str(project), "status", str(draft), "approved"])
+    assert result.exit_code == 0, result.output
+    code, problems = run_check(project, "--release", str(draft))
+    assert code == 1
+    assert [(p["rule"], p["line"], p["severity"]) for p in problems] == [(rule, line, "error")]
+
+
+def test_an_empty_further_reading_is_a_warning_and_fails_the_release(project: Path, monkeypatch: pytest.MonkeyPatch
+                                                                      ) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch(NOW))
+    result = CliRunner().invoke(cli, ["--root", str(project), "build", "--offline"])  # an empty store: no news
+    assert result.exit_code == 0, result.output
+    path = project / "output" / "wechat-encryption.md"
+    line = line_of(path, "No recent news matched")
+    text = CliRunner().invoke(cli, ["--root", str(project), "check", str(path)])
+    assert text.exit_code == 0
+    assert text.stdout == f"{path}:{line}: further-reading-empty: warning: Further Reading says no news matched; " \
+        "a release needs stories: run `pipeline refresh`, or give the guide keywords or tags its news would match\n"
+    code, problems = run_check(project, "--release", str(path))
+    assert code == 1
+    assert ("further-reading-empty", line, "error") in [(p["rule"], p["line"], p["severity"]) for p in problems]
+
+
+def test_a_note_inside_a_managed_region_is_the_pipelines_text_not_a_reviewers(project: Path, draft: Path) -> None:
+    edit(draft, "<!-- pipeline:begin context -->\n", "<!-- pipeline:begin context -->\n{>>not a reviewer note<<}\n\n")
+    assert run_check(project, str(draft)) == (0, [])
+
+
+def test_a_new_guides_skeleton_is_refused_for_release_at_each_placeholder(project: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch(NOW))
+    monkeypatch.delenv("PIPELINE_MODEL", raising=False)
+    result = CliRunner().invoke(cli, ["--root", str(project), "new", "Renting a flat in Shanghai"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["--root", str(project), "build", "--offline", "renting-a-flat-in-shanghai"])
+    assert result.exit_code == 0, result.output
+    path = project / "output" / "renting-a-flat-in-shanghai.md"
+    code, problems = run_check(project, "--release", str(path))
+    assert code == 1
+    flagged = {p["line"] for p in problems if p["rule"] == "placeholder"}
+    assert flagged == {n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+                       if "TODO(editor):" in line}
+    assert len(flagged) >= 8  # description, intro, three sections, the FAQ, conclusion, checklist
+
+
 # -- output -----------------------------------------------------------------------------------------
 
 
@@ -406,7 +519,7 @@ def test_several_problems_in_one_draft_are_all_named(project: Path, draft: Path)
     assert code == 1
     assert rules(problems) == {"front-matter", "sections", "disclaimer", "citation", "link", "template-syntax"}
     assert [p["line"] for p in problems] == sorted(p["line"] for p in problems)  # line order
-    assert all(set(p) == {"path", "line", "rule", "message"} for p in problems)
+    assert all(set(p) == {"path", "line", "rule", "severity", "message"} for p in problems)
 
 
 def test_missing_file_is_a_one_line_error_and_the_rest_are_checked(project: Path, draft: Path) -> None:
@@ -443,7 +556,7 @@ def test_check_text_is_pure_and_sorted(project: Path, draft: Path) -> None:
 
 RULES = {"front-matter", "sections", "disclaimer", "markers", "citation", "link", "further-reading-format",
          "further-reading-age", "further-reading-duplicate", "further-reading-front-matter", "template-syntax",
-         "status"}
+         "status", "ai-banner", "placeholder", "further-reading-empty", "empty-section", "keywords", "note"}
 FRAGMENTS = ["---", "<!-- pipeline:begin context -->", "<!-- pipeline:end further-reading -->", "🔸 x", "```",
              "`", "[", "](", "{{", "# ", "## 📌 Disclaimer", "\n", ":", "further_reading: 3", "\\",
              "🗞️ Source: SCMP – 📅 2026-13-40", "<a href='x'>", "[AP, 2026-01-01]", "http://[::1"]

@@ -110,9 +110,10 @@ def test_same_inputs_and_source_date_epoch_give_byte_identical_drafts(tmp_path: 
 def test_rebuilding_with_nothing_new_leaves_drafts_untouched(project: Path, feed_server) -> None:
     serve_golden_feeds(feed_server, project)
     run(project, "build")
-    before = {p.name: p.read_bytes() for p in (project / "output").iterdir()}
+    before = {p: p.read_bytes() for p in (project / "output").rglob("*") if p.is_file()}
     assert "2 unchanged" in run(project, "build")
-    assert {p.name: p.read_bytes() for p in (project / "output").iterdir()} == before
+    assert {p: p.read_bytes() for p in (project / "output").rglob("*") if p.is_file()} == before
+    assert project / "output" / ".pipeline" / "wechat-encryption.json" in before  # its state, untouched too
 
 
 @pytest.mark.parametrize("offline", [True, False])
