@@ -229,14 +229,14 @@ def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
         return
     temp = _write_temp(path, text, newline, sync=True)
     try:
-        pause_point("draft-staged")
+        pause_point(f"staged{path.suffix}")
         os.replace(temp, path)
     except BaseException as exc:
         _unlink(temp)
         if isinstance(exc, OSError):
             raise _unwritable(path, exc) from exc
         raise
-    pause_point("draft-renamed")
+    pause_point(f"renamed{path.suffix}")
 
 
 def unstage(path: Path) -> None:
@@ -291,7 +291,7 @@ class DraftBatch:
         if earlier is not None:  # written twice in one batch: the later text wins
             _unlink(earlier.temp)
         self._staged[path] = _Staged(temp, _identity(path), earlier.actions if earlier else [])
-        pause_point("draft-staged")
+        pause_point(f"staged{path.suffix}")
 
     def unstage(self, path: Path) -> None:
         entry = self._staged.pop(path, None)
@@ -330,7 +330,7 @@ class DraftBatch:
                 _unlink(entry.temp)
                 left[path] = ("error", _unwritable_reason(path, exc))
                 continue
-            pause_point("draft-renamed")
+            pause_point(f"renamed{path.suffix}")
         _sync_folders({path.parent for path in staged if path not in left})
         for path, entry in staged.items():
             if path not in left:

@@ -5,7 +5,8 @@ point POINT it writes "paused POINT PID" to the named pipe FIFO (waiting for the
 then waits until the test opens FIFO for writing (resume) or kills the process. Crash and lock tests
 use it to act at an exact moment instead of guessing one with a clock.
 
-Points: "draft-staged" (a draft's new text is in its temp file), "draft-renamed" (a draft replaced),
+Points: "staged.md" (a draft's new text is in its temp file; "staged.pending", "staged.json" for the
+state files beside drafts), "renamed.md" (a draft replaced; "renamed.pending", "renamed.json"),
 "lock-busy" (the project lock is held by another run; this one is about to wait).
 """
 

@@ -101,8 +101,10 @@ def test_a_400_guide_build_killed_midway_leaves_no_torn_draft(big_project: Path,
     assert sum(new[name] != old[name] for name in old) >= GUIDES + 1  # all but the WeChat guide
 
     rng = random.Random(5)
-    kills = [("draft-renamed", rng.randint(10, 100)), ("draft-staged", rng.randint(10, 100)),
-             ("draft-renamed", rng.randint(10, 100))]
+    # After some drafts are replaced; while drafts are staged; with a draft's state in place but not
+    # yet the draft; and again after some replacements.
+    kills = [("renamed.md", rng.randint(10, 100)), ("staged.md", rng.randint(10, 100)),
+             ("renamed.pending", rng.randint(10, 100)), ("renamed.md", rng.randint(10, 100))]
     for kill, (point, count) in enumerate(kills):
         kill_at(root, point, count, "build", "--offline")
         seen_old, seen_new = assert_each_draft_old_or_new(root, old, new)
@@ -126,7 +128,7 @@ def test_a_kill_during_the_first_build_leaves_whole_drafts_or_none(big_project: 
     assert run_pipeline(reference, "build", "--offline").returncode == 0
     new = {name: text.replace(str(reference), str(big_project)) for name, text in snapshot(reference).items()}
 
-    kill_at(big_project, "draft-renamed", 150, "build", "--offline")
+    kill_at(big_project, "renamed.md", 150, "build", "--offline")
     _, written = assert_each_draft_old_or_new(big_project, {}, new)
     assert written == 150
     again = run_pipeline(big_project, "build", "--offline")
@@ -184,7 +186,7 @@ def test_a_build_a_refresh_and_a_writer_overlapping_all_finish(big_project: Path
     # A writer outside the project lock (as a second tool might be) leans on SQLite's busy timeout.
     writer = start_writer(db, "https://other.example.com/", 200, pause=0.02)
     # The build stops after its first draft, holding the project lock, while a refresh starts.
-    pause = PausePoint(root.parent, "draft-renamed", 1)
+    pause = PausePoint(root.parent, "renamed.md", 1)
     build = subprocess.Popen([PIPELINE, "--root", str(root), "build", "--offline"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env={**_env(), **pause.env})
     pause.wait(lambda: build.poll() is None)
@@ -295,7 +297,7 @@ def test_a_reviewer_save_between_staging_and_commit_wins(project: Path) -> None:
         store.save_items(news(3), NOW)  # every draft changes on the next build
     draft = project / "output" / "mobile-payments.md"
     saved = draft.read_text(encoding="utf-8").replace("\n## ", "\nA reviewer's new paragraph.\n\n## ", 1)
-    pause = PausePoint(project.parent, "draft-staged", 1)  # the first draft is staged, none replaced yet
+    pause = PausePoint(project.parent, "staged.md", 1)  # the first draft is staged, none replaced yet
     build = subprocess.Popen([PIPELINE, "--root", str(project), "build", "--offline"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env={**_env(), **pause.env})
     pause.wait(lambda: build.poll() is None)
