@@ -331,7 +331,10 @@ _SHAPES = st.recursive(st.none() | st.booleans() | st.integers() | _PLAINISH | s
                        _SHAPES, min_size=1, max_size=6))
 def test_front_matter_written_without_the_emitter_is_byte_for_byte_what_it_writes(data) -> None:
     # yamlout writes plain strings itself and asks the emitter for the rest: never a byte of difference.
-    assert drafts.dump_yaml(data) == drafts._dump(data)
+    text = drafts.dump_yaml(data)
+    assert text == drafts._dump(data)
+    # Read back (libyaml first, as every written draft is): what the pure-Python parser reads.
+    assert drafts._load_front_matter(text) == yaml.load(text, Loader=drafts._UniqueKeyLoader)  # noqa: S506
 
 
 def test_a_batch_puts_drafts_in_place_only_when_it_commits(tmp_path: Path) -> None:
