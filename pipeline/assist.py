@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from .config import Settings, now_utc
 from .errors import AssistError, GuideError
 from .grounding import clean_model_text, cite, ground
-from .guides import parse_guide
+from .guides import guide_paths, load_guide, parse_guide
 from .models import AI_BANNER, PLACEHOLDER, SLUG, Guide, Item
 from .render import escape_markdown, make_environment, render_offline_context
 from .store import Store
@@ -388,10 +388,41 @@ def _guide_text(title: str, description: str, keywords: Sequence[str], intro: st
     return "\n".join(lines) + "\n"
 
 
-def skeleton_guide(topic: str) -> str:
+# Words that pick no news for one guide over another: grammar, and what every guide here is about.
+GENERIC_WORDS = frozenset("""
+a about after an and are as at be before by can do does for from get gets getting guide guides how
+in into is it its my new of on or our step steps the their this to what when where which who why will
+with you your basics beginner beginners complete everything tips living life need needs know
+china chinese foreigner foreigners expat expats
+""".split())
+
+
+def topic_keywords(topic: str, shared: Iterable[str] = (), limit: int = 6) -> list[str]:
+    """Keywords for a new guide from its topic: no stopwords, no generic guide words, none of `shared`
+    (the words every existing guide's title holds), each once."""
+    skip = GENERIC_WORDS | {word.lower() for word in shared}
+    words = [w for w in re.findall(r"[a-z0-9]+", topic.lower()) if len(w) > 2 and w not in skip]
+    return list(dict.fromkeys(words))[:limit]
+
+
+def useful_keyword(keyword: str, shared: Iterable[str] = ()) -> bool:
+    """False for a keyword made only of generic words (`china`, `getting started`): it matches everything."""
+    skip = GENERIC_WORDS | {word.lower() for word in shared}
+    return any(word not in skip for word in re.findall(r"[a-z0-9]+", keyword.lower()))
+
+
+def shared_title_words(titles: Sequence[str]) -> set[str]:
+    """Words in every one of the titles (with two or more titles): they cannot tell guides apart."""
+    if len(titles) < 2:
+        return set()
+    sets = [set(re.findall(r"[a-z0-9]+", title.lower())) for title in titles]
+    return set.intersection(*sets)
+
+
+def skeleton_guide(topic: str, shared: Iterable[str] = ()) -> str:
     """The guide an editor fills in by hand: every part present, each saying what belongs there."""
     title = " ".join(topic.split())
-    words = [w for w in re.findall(r"[a-z0-9]+", title.lower()) if len(w) > 2][:6]
+    words = topic_keywords(title, shared)
     return _guide_text(
         title=title,
         description=f"{PLACEHOLDER} one sentence for search results: who this helps and with what.",
@@ -422,7 +453,7 @@ def _parse_guide_json(text: str) -> dict[str, Any]:
     return data
 
 
-def drafted_guide(topic: str, answer: Answer, model: str) -> str:
+def drafted_guide(topic: str, answer: Answer, model: str, shared: Iterable[str] = ()) -> str:
     """Guide text from the model's JSON answer, every value cleaned; ValueError when unusable."""
     data = _parse_guide_json(answer.text)
     special = {"faq", "frequently asked questions", "conclusion"}
@@ -443,7 +474,8 @@ def drafted_guide(topic: str, answer: Answer, model: str) -> str:
     faq = pairs("faq", "question", "answer")
     if not sections or not faq:
         raise ValueError("no usable sections or FAQ")
-    keywords = [k for k in (_plain(k).replace("\\", "").lower() for k in data.get("keywords", []) or []) if k][:8]
+    keywords = [k for k in (_plain(k).replace("\\", "").lower() for k in data.get("keywords", []) or [])
+                if k and useful_keyword(k, shared)][:8]
     checklist = [c for c in (_plain(c) for c in data.get("checklist", []) or []) if c]
     intro = _paragraphs(data.get("intro", ""))
     mark = NEW_GUIDE_MARK.format(model=escape_markdown(model))
@@ -461,6 +493,16 @@ def drafted_guide(topic: str, answer: Answer, model: str) -> str:
     )
 
 
+def _existing_titles(guides_dir: Path) -> list[str]:
+    titles = []
+    for path in guide_paths(guides_dir) if guides_dir.is_dir() else []:
+        try:
+            titles.append(load_guide(path).title)
+        except GuideError:
+            continue  # a broken guide is `build`'s to report, not a reason to refuse a new one
+    return titles
+
+
 def new_guide(settings: Settings, topic: str, warn: Warn, *, slug: str | None = None,
               assistant: Assistant | None = None) -> NewGuide:
     """Write templates/guides/<slug>.md for a topic; never replaces an existing guide."""
@@ -474,12 +516,13 @@ def new_guide(settings: Settings, topic: str, warn: Warn, *, slug: str | None = 
                                "letters, digits and dashes")
     if path.exists():
         raise GuideError(path, "already exists; edit it, or choose another --slug")
-    text, drafted, note = skeleton_guide(title), False, None
+    shared = shared_title_words(_existing_titles(settings.guides_dir))
+    text, drafted, note = skeleton_guide(title, shared), False, None
     if assistant is not None:
         messages = (("system", GUIDE_SYSTEM.format(audience=AUDIENCE)),
                     ("human", GUIDE_REQUEST.format(topic=_json_data(title))))
         try:
-            candidate = drafted_guide(title, assistant.ask(messages), assistant.model)
+            candidate = drafted_guide(title, assistant.ask(messages), assistant.model, shared)
             parse_guide(path, candidate)  # the editor must get a guide that builds
             text, drafted = candidate, True
         except AssistError as exc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-from .config import Settings
+from .config import Settings, now_utc
 from .drafts import (
     DraftFile,
     after_write,
@@ -30,14 +30,22 @@ from .drafts import (
     split_draft,
     write_atomic,
 )
-from .errors import DraftError, GuideError, PipelineError
+from .errors import DraftError, GuideError, PipelineError, StoreError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item, Outcome
 from .policy import (
+    FRONT_MATTER,
+    REGION_FOLLOWS,
     STATUSES,
-    after_change,
+    RegionPlan,
+    RegionStrategy,
+    Status,
     decide_regions,
+    drafted_by_model,
+    hold_for_approval,
+    judge_status,
+    voucher,
     generated_keys,
     merge_body,
     merge_front_matter,
@@ -46,17 +54,22 @@ from .policy import (
 from .select import Candidates, select_further_reading
 from .state import (
     STATE_DIR,
+    Approval,
     DraftState,
     commit_state,
     discard_state,
     load_state,
     save_state,
     stage_state,
+    stamp,
     state_path,
     text_sha256,
 )
 from .store import Store
 
+# Region -> its own merge strategy (e.g. the Further Reading list, entry by entry); any other region is
+# replaced or left alone whole (`policy.whole_region`).
+REGION_STRATEGIES: dict[str, RegionStrategy] = {}
 NO_RECORD = ("{path}: no record of what the pipeline last wrote here (a draft made by hand, or by an older "
              "pipeline without its store); every word kept, nothing updated (use `build --force` to "
              "regenerate it, or `refresh --force` to replace its regions)")
@@ -123,6 +136,16 @@ def generate(
     if extra:
         draft.front_matter.update(extra)
     return Generation(draft=draft, skeleton=blank_regions(draft.body))
+
+
+def _generation(settings: Settings, guide: Guide, chosen: Sequence[Item], feeds: Sequence[Feed], now: dt.datetime,
+                env: object, drafter: ContextDrafter | None, path: Path, existing: DraftFile | None,
+                last: DraftState | None, *, force: bool, regions_only: bool) -> Generation:
+    """The draft as it would be written now; the model drafts its context only where that text is used."""
+    generation = generate(settings, guide, (), feeds, now, env, None, chosen=chosen)
+    if drafter is not None and context_wanted(path, generation, existing, last, force=force, regions_only=regions_only):
+        generation = generate(settings, guide, (), feeds, now, env, drafter, chosen=chosen)
+    return generation
 
 
 def _draft_bytes(settings: Settings, slug: str) -> bytes | None:
@@ -229,19 +252,23 @@ def _build_drafts(
             if not force and fingerprints.get(slug) == digest:
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
+            existing = read_draft(path)
+            if regions_only and existing is None:
+                continue  # refresh only maintains drafts that `build` created
             if env is None:
                 from .render import make_environment
 
                 env = make_environment(settings.templates_dir)
-            existing = read_draft(path)
-            if regions_only and existing is None:
-                continue  # refresh only maintains drafts that `build` created
             last = last_written(store, settings.output_dir, slug)
-            generation = generate(settings, guide, (), feeds, now, env, context_drafter, chosen=chosen)
-            report = _update(slug, path, generation, existing, last, force=force, regions_only=regions_only)
+            generation = _generation(settings, guide, chosen, feeds, now, env, context_drafter,
+                                     path, existing, last, force=force, regions_only=regions_only)
+            report = _update(slug, path, generation, existing, last, stamp(now), force=force,
+                             regions_only=regions_only)
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
             after_write(path, partial(_save_fingerprint, store, settings, slug, inputs, guide_path, chosen,
                                       guide_bytes, clean))
+        except StoreError:
+            raise  # the store is gone (e.g. the server stopped): stop the run, with one line
         except PipelineError as exc:
             report = DraftReport(slug, path, "error", (exc.message,))
         reports.append(report)
@@ -252,14 +279,14 @@ def last_written(store: Store, output_dir: Path, slug: str) -> DraftState | None
     """What the pipeline last wrote into a draft: its state file, else (a draft made by an older
     pipeline) the store's record, which the next write turns into a state file."""
     state = load_state(output_dir, slug)
-    if state is not None:
+    if state is not None and state.has_record:
         return state
     records = store.generated(slug)
     if not records:
-        return None
+        return state
     regions = {part.removeprefix("region:"): text for part, text in records.items() if part.startswith("region:")}
     front = json.loads(records["front_matter"]) if "front_matter" in records else None
-    return DraftState(regions=regions, skeleton=records.get("skeleton"), front_matter=front)
+    return replace(state or DraftState(), regions=regions, skeleton=records.get("skeleton"), front_matter=front)
 
 
 def _repeated_region(path: Path, existing: DraftFile) -> str | None:
@@ -272,12 +299,43 @@ def _repeated_region(path: Path, existing: DraftFile) -> str | None:
             "markers and move your text outside them, or use `build --force` to regenerate)")
 
 
+def plan_regions(path: Path, generation: Generation, existing: DraftFile, last: DraftState, status: Status,
+                 *, force: bool, regions_only: bool) -> RegionPlan:
+    """The regions policy for one draft, approval included (see `policy.decide_regions`)."""
+    plan = decide_regions(path, generation.draft.regions, existing.regions, last.regions, force=force,
+                          strategies=REGION_STRATEGIES)
+    if status == "approved" and regions_only:
+        plan = hold_for_approval(plan, existing.regions)
+    return plan
+
+
+def context_wanted(path: Path, offline: Generation, existing: DraftFile | None, last: DraftState | None,
+                   *, force: bool, regions_only: bool) -> bool:
+    """Whether a model's context paragraph would be used, decided before anyone asks the model.
+
+    `offline` is the generation with the template's context. The model is asked only for a region the
+    run will write: not for a hand-edited context or one that follows a kept list, not for an approved
+    draft whose body `build` keeps, nor while an approved draft's list stays the same; and an approved
+    draft whose context the template wrote keeps a template context (turning a model on is not news).
+    """
+    if existing is None or (force and not regions_only):
+        return True
+    status, _ = review_status(existing.front_matter)
+    if status == "approved" and (not regions_only or not drafted_by_model(last.front_matter if last else None)):
+        return False
+    if last is None or not last.has_record:
+        return force
+    plan = plan_regions(path, offline, existing, last, status, force=force, regions_only=regions_only)
+    return "context" in plan.write and REGION_FOLLOWS["context"] not in plan.kept
+
+
 def _update(
     slug: str,
     path: Path,
     generation: Generation,
     existing: DraftFile | None,
     last: DraftState | None,
+    at: str,
     *,
     force: bool,
     regions_only: bool,
@@ -290,34 +348,64 @@ def _update(
         return DraftReport(slug, path, "error", (repeated,))
     status, status_note = review_status(existing.front_matter)
     notes: list[str] = [f"{path}: {status_note}"] if status_note else []
-    if status == "approved" and not regions_only and not force:
-        return DraftReport(slug, path, "kept", (*notes, f"{path}: approved; body left alone (use --force to regenerate)"))
-
-    if last is None and not force:
-        return DraftReport(slug, path, "kept", (*notes, NO_RECORD.format(path=path)))
+    left_whole = _left_whole(path, existing, last, status, at, force=force, regions_only=regions_only)
+    if left_whole is not None:
+        return DraftReport(slug, path, "kept", (*notes, left_whole))
     last = last or DraftState()
+
     draft = generation.draft
-    plan = decide_regions(path, draft.regions, existing.regions, last.regions, force=force)
+    plan = plan_regions(path, generation, existing, last, status, force=force, regions_only=regions_only)
     body = merge_body(path, existing.body, last.skeleton, generation.skeleton, plan, regions_only=regions_only)
     if body.body is None:
         return DraftReport(slug, path, "conflict", body.notes)
     front = merge_front_matter(path, existing, draft.front_matter, last.front_matter, plan.kept_keys,
                                regions_only=regions_only, force=force)
     notes += [*plan.notes, *body.notes, *front.notes]
+    judged = judge_status(path, status, front.text, last, existing.text, _changes(existing, plan, front.text),
+                          {name: voucher(name, draft.front_matter) for name in (*plan.write, FRONT_MATTER)}, at)
     # A region left alone keeps its old record, so a reviewer who undoes their edit hands the region
     # back to the pipeline; refresh never moves the skeleton (only `build` merges guide changes).
     state = replace(last, regions={**last.regions, **plan.remember}, front_matter=front.remember,
-                    skeleton=last.skeleton if regions_only else generation.skeleton)
+                    skeleton=last.skeleton if regions_only else generation.skeleton,
+                    approved=judged.approved, changes_since_approval=judged.changes)
 
     if front.text == existing.front_matter_text and body.body == existing.body:
         save_state(path.parent, slug, replace(state, draft_sha256=text_sha256(existing.text)))
         return DraftReport(slug, path, "unchanged", tuple(notes))
-    # Front matter alone counts too: an approved draft never changes silently.
-    fm_text, status_notes = after_change(path, status, front.text)
-    fm_text = set_front_matter_key(fm_text, "lastmod", draft.front_matter["lastmod"])
+    fm_text = set_front_matter_key(judged.front_matter_text, "lastmod", draft.front_matter["lastmod"])
     if not write_draft(path, existing, existing.with_changes(fm_text, body.body), state):
         return _changed_meanwhile(slug, path)
-    return DraftReport(slug, path, "updated", (*notes, *status_notes))
+    return DraftReport(slug, path, "updated", (*notes, *judged.notes))
+
+
+def _left_whole(path: Path, existing: DraftFile, last: DraftState | None, status: Status, at: str, *,
+                force: bool, regions_only: bool) -> str | None:
+    """Why a draft is left exactly as it is (no record of ours; approved, and `build` keeps its body)."""
+    if force:
+        return None
+    if last is None or not last.has_record:
+        return NO_RECORD.format(path=path)
+    if status == "approved" and not regions_only:
+        _note_approval(path, existing, last, at)
+        return f"{path}: approved; body left alone (use --force to regenerate)"
+    return None
+
+
+def _changes(existing: DraftFile, plan: RegionPlan, fm_text: str) -> dict[str, tuple[str, str]]:
+    """(old, new) of each region this run rewrites; front matter alone counts too, so an approved draft
+    never changes silently."""
+    on_disk = existing.regions
+    changed = {name: (on_disk.get(name, ""), text) for name, text in plan.write.items() if on_disk.get(name) != text}
+    if not changed and fm_text != existing.front_matter_text:
+        changed[FRONT_MATTER] = (existing.front_matter_text, fm_text)
+    return changed
+
+
+def _note_approval(path: Path, existing: DraftFile, last: DraftState, at: str) -> None:
+    """An approval set by hand since the last run is recorded, as the text the draft had."""
+    if last.approved is None and last.has_record:
+        save_state(path.parent, path.stem, replace(last, approved=Approval(at, existing.text), changes_since_approval=(),
+                                                   draft_sha256=text_sha256(existing.text)))
 
 
 def _changed_meanwhile(slug: str, path: Path) -> DraftReport:
@@ -389,15 +477,30 @@ def _write_unless_changed_meanwhile(path: Path, existing: DraftFile, text: str) 
     return True
 
 
-def set_status(path: Path, status: str) -> bool:
-    """Move a draft along draft -> in-review -> approved; True when the file changed."""
+def set_status(path: Path, status: str, now: dt.datetime | None = None) -> bool:
+    """Move a draft along draft -> in-review -> approved; True when the file changed.
+
+    Approving records the draft's whole text and the time (`now`, by default the pipeline's clock) in
+    its state; leaving approved clears that record.
+    """
     if status not in STATUSES:
         raise DraftError(path, f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
     existing = read_draft(path)
     if existing is None:
         raise DraftError(path, "no such draft; run `pipeline build` first")
+    last = load_state(path.parent, path.stem) or DraftState()
     if existing.front_matter.get("status") == status:
+        if status == "approved" and last.approved is None:  # approved by hand: recorded now
+            approved = _approval(last, existing.text, now)
+            save_state(path.parent, path.stem, replace(approved, draft_sha256=text_sha256(existing.text)))
         return False
     fm_text = set_front_matter_key(existing.front_matter_text, "status", status)
-    write_atomic(path, existing.with_changes(fm_text, existing.body), existing.newline)
+    text = existing.with_changes(fm_text, existing.body)
+    state = _approval(last, text, now) if status == "approved" else replace(last, approved=None, changes_since_approval=())
+    if not write_draft(path, existing, text, state):
+        raise DraftError(path, "changed on disk while its status was set; run the command again")
     return True
+
+
+def _approval(last: DraftState, text: str, now: dt.datetime | None) -> DraftState:
+    return replace(last, approved=Approval(stamp(now or now_utc()), text), changes_since_approval=())

@@ -60,7 +60,7 @@ class Context:
         if self._store is None:
             from .store import open_store
 
-            self._store = open_store(self.settings.store_path)
+            self._store = open_store(self.settings.store_location)
         return self._store
 
     def close(self) -> None:
@@ -132,10 +132,10 @@ def fetch(obj: Context, quiet: bool, lock_wait: float) -> None:
     \b
         pipeline fetch && pipeline items --json | head
     """
-    from .lock import project_lock
+    from .lock import run_lock
 
     load_feeds(obj.settings.sources_path)  # a bad feeds.toml stops here, before anything is written
-    with project_lock(obj.settings.lock_path, lock_wait):
+    with run_lock(obj.settings, lock_wait):
         report = _fetch(obj, quiet)
     if not quiet:
         click.echo(
@@ -175,11 +175,11 @@ def items(obj: Context, as_json: bool, feed_url: str | None, limit: int | None) 
 def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...], regions_only: bool,
                quiet: bool, lock_wait: float = 10.0) -> Any:
     from .build import build_drafts
-    from .lock import project_lock
+    from .lock import run_lock
 
     settings = obj.settings
     feeds = load_feeds(settings.sources_path)
-    with project_lock(settings.lock_path, lock_wait):
+    with run_lock(settings, lock_wait):
         fetch_report = None
         if not offline:
             fetch_report = _fetch(obj)  # a progress bar appears only when stderr is a terminal
@@ -305,6 +305,93 @@ def sources(obj: Context, as_json: bool) -> None:
             click.echo(click.style(f"{'':63}last error: {row['last_error']}{retry}", fg="red"))
 
 
+@cli.group()
+def store() -> None:
+    """Work with the store: items, feed state and caches (pipeline.sqlite3, or a PostgreSQL URL).
+
+    Example:
+
+    \b
+        pipeline store copy pipeline.sqlite3 postgresql://team@db.example/guides
+    """
+
+
+@store.command("copy")
+@click.argument("source")
+@click.argument("target")
+@click.option("--force", is_flag=True, help="Replace whatever TARGET already holds.")
+@handle_errors
+def store_copy(source: str, target: str, force: bool) -> None:
+    """Copy every table from SOURCE to TARGET (a SQLite file or a postgresql:// URL each).
+
+    Use it once when a team moves to a shared PostgreSQL store, or to take a copy back. A TARGET
+    that already holds rows is refused unless --force. Then set the store in pyproject.toml.
+
+    Example:
+
+    \b
+        pipeline store copy pipeline.sqlite3 postgresql://team@db.example/guides
+        pipeline store copy postgresql://team@db.example/guides backup.sqlite3
+    """
+    from .store_copy import copy_store
+    from .store_postgres import without_password
+
+    copied = copy_store(source, target, force=force)
+    rows = ", ".join(f"{count} {table}" for table, count in copied.items())
+    click.echo(f"copied {sum(copied.values())} rows to {without_password(target)}: {rows}")
+
+
+@cli.command()
+@click.argument("slug")
+@click.pass_obj
+@handle_errors
+def explain(obj: Context, slug: str) -> None:
+    """Show the stories a guide considered for Further Reading, with score and reason.
+
+    Every stored story in the guide's age window holding one of its keywords or phrases is listed,
+    the chosen ones first, so an editor can tune keywords, phrases, exclude and require.
+
+    Example:
+
+    \b
+        pipeline explain wechat-encryption
+    """
+    import datetime as dt
+
+    from .guides import load_guide
+    from .select import ENOUGH_EVIDENCE, Candidates
+
+    settings = obj.settings
+    guide_path = settings.guides_dir / f"{slug}.md"
+    if not guide_path.is_file():
+        raise click.ClickException(f"{guide_path}: no such guide")
+    guide = load_guide(guide_path)
+    feeds = load_feeds(settings.sources_path)
+    now = now_utc()
+    window = Candidates(obj.store.items(since=now.date() - dt.timedelta(days=guide.max_age_days)), now,
+                        guide.max_age_days)
+    considered = window.explain(guide, {feed.url: feed.tags for feed in feeds}, _excluded_links(obj))
+    words = "; ".join(f"{name} [{', '.join(values)}]" for name, values in (
+        ("keywords", guide.keywords), ("phrases", guide.phrases), ("exclude", guide.exclude),
+        ("require", guide.require), ("tags", guide.tags)) if values)
+    click.echo(f"{slug}: {words or 'no keywords or phrases: nothing can be chosen'}")
+    click.echo(f"up to {guide.further_reading_count} stories from the last {guide.max_age_days} days; "
+               f"a story needs a score of {ENOUGH_EVIDENCE} from keywords and phrases")
+    if not considered:
+        click.echo("no stored story holds any of the guide's keywords or phrases")
+    for entry in considered:
+        item = entry.item
+        mark = "+" if entry.chosen else "-"
+        date = item.date.isoformat() if item.date else "----------"
+        click.echo(f"{mark} {entry.score:>3}  {date}  {item.source[:24]:<24}  {item.headline}")
+        click.echo(f"{'':7}{entry.reason}")
+
+
+def _excluded_links(obj: Context) -> frozenset[str]:
+    """Links selection must skip (dead ones): none until link health says otherwise."""
+    return frozenset()
+
+
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("status", type=click.Choice(STATUSES))
@@ -319,11 +406,11 @@ def status(obj: Context, path: Path, status: str) -> None:
         pipeline status output/wechat-encryption.md approved
     """
     from .build import set_status
-    from .lock import project_lock
+    from .lock import run_lock
 
     if not path.is_absolute() and obj.root_given:
         path = obj.settings.root / path  # an explicit --root applies to PATH too
-    with project_lock(obj.settings.lock_path):  # never between a refresh's read and its write
+    with run_lock(obj.settings):  # never between a refresh's read and its write
         changed = set_status(path, status)
     click.echo(f"{path}: status {status}" + ("" if changed else " (unchanged)"))
 

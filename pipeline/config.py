@@ -15,7 +15,8 @@ from .models import Feed
 from .urls import is_web_url
 
 FEED_KEYS = {"url", "publisher", "tags"}
-TOOL_KEYS = {"model", "max_concurrency", "per_host_concurrency", "timeout", "max_body_bytes"}
+TOOL_KEYS = {"model", "max_concurrency", "per_host_concurrency", "timeout", "max_body_bytes", "store"}
+SERVER_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Settings:
     per_host_concurrency: int = 2  # politeness: requests at once to one host
     timeout: float = 10.0  # seconds for connect and for each read
     max_body_bytes: int = 10 * 1024 * 1024  # compressed and decompressed body cap per feed
+    store: str | None = None  # a postgresql:// URL shared by a team; None means pipeline.sqlite3 here
 
     @property
     def sources_path(self) -> Path:
@@ -48,6 +50,11 @@ class Settings:
     @property
     def store_path(self) -> Path:
         return self.root / "pipeline.sqlite3"
+
+    @property
+    def store_location(self) -> str | Path:
+        """What `open_store` opens: the configured server URL, else the SQLite file."""
+        return self.store if self.store else self.store_path
 
     @property
     def lock_path(self) -> Path:
@@ -84,10 +91,12 @@ def load_settings(root: Path | None = None) -> Settings:
             )
         table = raw
     model = os.environ.get("PIPELINE_MODEL", table.get("model")) or None
+    store = _store_setting(table, pyproject)
     try:
         return Settings(
             root=root,
             model=str(model) if model else None,
+            store=store,
             max_concurrency=int(str(table.get("max_concurrency", 64))),
             per_host_concurrency=int(str(table.get("per_host_concurrency", 2))),
             timeout=float(str(table.get("timeout", 10.0))),
@@ -95,6 +104,17 @@ def load_settings(root: Path | None = None) -> Settings:
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(pyproject, f"[tool.pipeline] has a value of the wrong type ({exc})") from exc
+
+
+def _store_setting(table: dict[str, object], pyproject: Path) -> str | None:
+    """PIPELINE_STORE, else `store` in [tool.pipeline]: a PostgreSQL URL, or None for the SQLite file."""
+    store = os.environ.get("PIPELINE_STORE", table.get("store")) or None
+    if store is not None and not (isinstance(store, str) and store.startswith(SERVER_SCHEMES)):
+        where = "PIPELINE_STORE" if os.environ.get("PIPELINE_STORE") else pyproject
+        scheme = str(store).split(":", 1)[0][:20]  # never the rest: it may hold a password
+        raise ConfigError(where, f"store must be a postgresql://user@host/database URL, not a {scheme!r} one; "
+                                 "unset it to use pipeline.sqlite3 in the project folder")
+    return store
 
 
 def now_utc() -> dt.datetime:

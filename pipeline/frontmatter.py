@@ -6,8 +6,10 @@ and edited one key at a time by `replace_key`, which keeps every other byte a re
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 DELIMITER = "---"
 
@@ -95,13 +97,18 @@ def _continues(line: str) -> bool:
 
 def _parsed_extent(fm_text: str, key: str) -> tuple[int, int] | None:
     """[start, end) lines of a key's block, from ruamel.yaml's round-trip parser."""
-    from ruamel.yaml import YAML  # only edits of commented front matter pay for importing it
-
-    root = YAML(typ="rt").compose(fm_text)
+    root = _round_trip().compose(fm_text)
     for key_node, value_node in getattr(root, "value", None) or ():
         if getattr(key_node, "value", None) == key and isinstance(key_node.value, str):
             return key_node.start_mark.line, max(_last_line(value_node), key_node.end_mark.line) + 1
     return None
+
+
+@functools.cache
+def _round_trip() -> Any:
+    from ruamel.yaml import YAML  # only edits of commented front matter pay for importing it
+
+    return YAML(typ="rt")
 
 
 def _last_line(node: object) -> int:

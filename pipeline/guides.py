@@ -19,7 +19,10 @@ from .errors import GuideError
 from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, split_front_matter
 from .models import SLUG, FaqEntry, Guide, Section
 
-GUIDE_KEYS = {"title", "description", "audience", "keywords", "tags", "further_reading"}
+GUIDE_KEYS = {"title", "description", "audience", "keywords", "tags", "phrases", "exclude", "require",
+              "further_reading"}
+# Lists of words; each may be a short run of words ("wechat pay"), matched whole and case-blind.
+WORD_LIST_KEYS = ("keywords", "tags", "phrases", "exclude", "require")
 FURTHER_READING_KEYS = {"count", "max_age_days"}
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#")
 
@@ -79,6 +82,9 @@ def parse_guide(path: Path, text: str) -> Guide:
         audience=meta.get("audience", ""),
         keywords=tuple(meta.get("keywords", ())),
         tags=tuple(meta.get("tags", ())),
+        phrases=tuple(meta.get("phrases", ())),
+        exclude=tuple(meta.get("exclude", ())),
+        require=tuple(meta.get("require", ())),
         further_reading_count=further.get("count", 3),
         max_age_days=further.get("max_age_days", 30),
         intro=body.intro,
@@ -205,7 +211,7 @@ def _front_matter(path: Path, source: str) -> dict:
             raise fail(key, f"{key!r} must be text")
         if key in data:
             data[key] = " ".join(data[key].split())
-    for key in ("keywords", "tags"):
+    for key in WORD_LIST_KEYS:
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
             raise fail(key, f"{key!r} must be a list, e.g. {key}: [visa, study]")

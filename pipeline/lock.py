@@ -1,4 +1,6 @@
-"""One pipeline run at a time per project: an advisory lock file (fcntl), released on exit or crash."""
+"""One pipeline run at a time per project. The lock follows the store: a file lock (fcntl) beside a
+SQLite store, a session advisory lock in a PostgreSQL store shared by several hosts. Either is
+released on exit or crash (the kernel, or the server when the session ends)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .config import Settings
 from .errors import FileError, LockHeld
 from .pause import pause_point
+
+POLL_SECONDS = 0.1  # how often a waiting run tries again
+
+
+@contextmanager
+def run_lock(settings: Settings, wait_seconds: float = 10.0) -> Iterator[None]:
+    """Hold the project's run lock for the block: the store's, wherever the store is."""
+    if settings.store:
+        from .store_postgres import advisory_lock
+
+        with advisory_lock(settings.store, wait_seconds):
+            yield
+    else:
+        with project_lock(settings.lock_path, wait_seconds):
+            yield
 
 
 @contextmanager
 def project_lock(path: Path, wait_seconds: float = 10.0) -> Iterator[None]:
-    """Hold the lock for the block; wait up to `wait_seconds`, then raise LockHeld.
+    """Hold the lock file for the block; wait up to `wait_seconds`, then raise LockHeld.
 
     The kernel drops the lock when the process dies, so a killed run never leaves it stuck.
     """
@@ -36,7 +54,7 @@ def project_lock(path: Path, wait_seconds: float = 10.0) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
                     raise LockHeld(f"another pipeline run holds {path} (pid {holder}); try again later") from None
-                time.sleep(0.1)
+                time.sleep(POLL_SECONDS)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         try:

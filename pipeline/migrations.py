@@ -69,6 +69,10 @@ STEPS: tuple[Step, ...] = (
         ),
         add_columns=(("feeds", "moved_to", "TEXT"),),
     ),
+    Step(2, "items keep the feed's summary as plain text: evidence of relevance",
+         add_columns=(("items", "summary", "TEXT"),)),
+    Step(3, "items keep the publisher's site an aggregator names, to list the publisher's own copy",
+         add_columns=(("items", "source_url", "TEXT"),)),
 )
 
 SCHEMA_VERSION = STEPS[-1].version

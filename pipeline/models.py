@@ -99,6 +99,10 @@ class Item:
     date: dt.date | None  # publication date in the publisher's own UTC offset
     url: str  # canonical absolute http(s) link, tracking parameters removed
     first_seen: dt.datetime | None = None  # when this pipeline first stored it (UTC)
+    summary: str = ""  # the feed's description as plain text, bounded; evidence of relevance, never shown
+    # The publisher's site as an aggregator names it (Google News' <source url>): its front page, never
+    # the story's link; it tells which publisher's own copy of the story to list instead.
+    source_url: str = ""
 
     def as_json(self) -> dict[str, str | None]:
         return {
@@ -109,6 +113,8 @@ class Item:
             "feed": self.feed_url,
             "guid": self.guid,
             "first_seen": self.first_seen.isoformat() if self.first_seen else None,
+            "summary": self.summary,
+            "source_url": self.source_url,
         }
 
 
@@ -144,8 +150,11 @@ class Guide:
     title: str
     description: str = ""
     audience: str = ""
-    keywords: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()  # words (or short word runs) news on the topic contains
     tags: tuple[str, ...] = ()
+    phrases: tuple[str, ...] = ()  # word runs that count only together, and count more than a keyword
+    exclude: tuple[str, ...] = ()  # a story holding any of these is never listed
+    require: tuple[str, ...] = ()  # a story must hold every one of these to be listed
     further_reading_count: int = 3
     max_age_days: int = 30
     intro: str = ""

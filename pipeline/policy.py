@@ -5,7 +5,8 @@ Each policy is named after the part of the README's "Review workflow" that promi
 - regions: which managed regions are replaced and which are left alone, and why (`decide_regions`);
 - body merge: a three-way merge of the skeleton, everything outside the regions (`merge_body`);
 - front matter: generated keys follow the guide unless a reviewer changed them (`merge_front_matter`);
-- status: what a review status means for a change (`review_status`, `after_change`).
+- status: what a review status means for a change (`review_status`, `hold_for_approval`, `judge_status`):
+  per region, who vouches for its text once a draft is approved.
 
 Writing (atomically, unless the file changed meanwhile) is `build.write_draft`. The policies are pure:
 they take what the pipeline last wrote, what is on disk and the new generation, and return decisions.
@@ -14,7 +15,7 @@ they take what the pipeline last wrote, what is on disk and the new generation, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,7 @@ import merge3
 
 from .drafts import DraftFile, blank_regions, fill_regions, find_regions, set_front_matter_key
 from .models import STATUSES, Status
+from .state import Approval, Change, DraftState
 
 
 # Front matter keys the pipeline keeps up to date, unless a reviewer changed them.
@@ -88,6 +90,11 @@ class RegionPlan:
     def kept_keys(self) -> frozenset[str]:
         """Front matter keys written from a kept region: they are left alone with it."""
         return frozenset(key for name in self.kept for key in REGION_KEYS.get(name, ()))
+
+    def hold(self, name: str) -> RegionPlan:
+        """The same plan with one region left as it is, silently, and its record unmoved."""
+        return replace(self, write={k: v for k, v in self.write.items() if k != name}, kept=self.kept | {name},
+                       remember={k: v for k, v in self.remember.items() if k != name})
 
 
 def decide_regions(
@@ -250,9 +257,84 @@ def review_status(front_matter: Mapping[str, object]) -> tuple[Status, str | Non
     return "approved", f"unknown status {raw!r}; treated as approved (use one of {', '.join(STATUSES)})"
 
 
-def after_change(path: Path, status: Status, fm_text: str) -> tuple[str, tuple[str, ...]]:
-    """An approved draft never changes silently: the change sends it back to in-review, with a note."""
+# Who vouches for a region's text in an approved draft. "feed": data from the feeds, escaped and
+# format-checked, that a reader takes as the news' (a change keeps the approval and is recorded);
+# "ours": prose a reader takes as ours (a change sends the draft back to in-review).
+Voucher = Literal["feed", "ours"]
+# A change to front matter alone, as a "region" of the list of changes: refresh writes only the keys
+# that follow the regions (further_reading, ai), so the feeds vouch for it.
+FRONT_MATTER = "front-matter"
+
+
+def drafted_by_model(front_matter: Mapping[str, object] | None) -> bool:
+    """True when the context paragraph the front matter describes was written by a model."""
+    ai = (front_matter or {}).get("ai")
+    context = ai.get("context") if isinstance(ai, dict) else None
+    return isinstance(context, dict) and context.get("status") == "drafted"
+
+
+def voucher(region: str, front_matter: Mapping[str, object]) -> Voucher:
+    """The list is the feeds'; the context is ours when a model wrote it, the feeds' when the template
+    only restates the list; any other region holds text from the guide, which is ours."""
+    if region in ("further-reading", FRONT_MATTER) or (region == "context" and not drafted_by_model(front_matter)):
+        return "feed"
+    return "ours"
+
+
+def hold_for_approval(plan: RegionPlan, on_disk: Mapping[str, str]) -> RegionPlan:
+    """In an approved draft a region written from another moves only when its leader does: while the
+    list stays, so does the context, so turning a model on or off is not news."""
+    for follower, leader in REGION_FOLLOWS.items():
+        leader_moves = leader in plan.write and plan.write[leader] != on_disk.get(leader)
+        if follower in plan.write and plan.write[follower] != on_disk.get(follower) and not leader_moves:
+            plan = plan.hold(follower)
+    return plan
+
+
+@dataclass(frozen=True)
+class StatusOutcome:
+    """The status part of a run: front matter to write, notes, and the approval to record."""
+
+    front_matter_text: str
+    approved: Approval | None
+    changes: tuple[Change, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def judge_status(path: Path, status: Status, fm_text: str, last: DraftState, text_before: str,
+                 changed: Mapping[str, tuple[str, str]], vouchers: Mapping[str, Voucher], at: str) -> StatusOutcome:
+    """What a change means for the review status, region by region.
+
+    `changed` maps each region this run rewrites to (old text, new text). An approved draft stays
+    approved through changes the feeds vouch for, each recorded as a change since approval; a change to
+    our own prose sends it back to in-review with one note. A draft that became approved (by command or
+    by hand) since the last run has its approval recorded now, as the text it had.
+    """
     if status != "approved":
-        return fm_text, ()
-    return (set_front_matter_key(fm_text, "status", "in-review"),
-            (f"{path}: was approved; news changed it, so it is back to in-review",))
+        return StatusOutcome(fm_text, None)
+    approved = last.approved or Approval(at, text_before)
+    changes = last.changes_since_approval if last.approved else ()
+    ours = [name for name in changed if vouchers.get(name, "ours") == "ours"]
+    if ours:
+        what = "AI-drafted context" if ours[0] == "context" else f"region {ours[0]!r}"
+        return StatusOutcome(set_front_matter_key(fm_text, "status", "in-review"), None, (), (
+            f"{path}: was approved; its {what} changed, so it is back to in-review",))
+    recorded = tuple(Change(at, name, summarize_change(name, old, new)) for name, (old, new) in changed.items())
+    return StatusOutcome(fm_text, approved, changes + recorded)
+
+
+def summarize_change(region: str, old: str, new: str) -> str:
+    """One line saying what changed in a region, for the list of changes since approval."""
+    if region == FRONT_MATTER:
+        return "generated keys written again to match the regions"
+    if region != "further-reading":
+        return "rewritten to follow the Further Reading list"
+    before, after = _headlines(old), _headlines(new)
+    added, dropped = len([h for h in after if h not in before]), len([h for h in before if h not in after])
+    parts = [f"{count} {'story' if count == 1 else 'stories'} {verb}"
+             for count, verb in ((added, "added"), (dropped, "dropped")) if count]
+    return ", ".join(parts) or "entries reworded or reordered"
+
+
+def _headlines(region_text: str) -> list[str]:
+    return [line[1:].strip() for line in region_text.splitlines() if line.startswith("🔸")]

@@ -18,7 +18,7 @@ import jinja2
 
 from . import __version__
 from .errors import TemplateError
-from .models import Draft, Guide, Item
+from .models import STATUSES, Draft, Guide, Item
 from .urls import is_web_url
 
 ARTICLE_TEMPLATE = "layout/article.md.j2"
@@ -178,8 +178,6 @@ def front_matter(
     items: Sequence[Item],
     created: dt.datetime,
     modified: dt.datetime,
-    status: str = "draft",
-    extra: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """The draft's front matter, in the order a reviewer reads it."""
     data: dict[str, object] = {
@@ -188,7 +186,7 @@ def front_matter(
         "date": _stamp(created),
         "lastmod": _stamp(modified),
         "draft": True,
-        "status": status,
+        "status": STATUSES[0],  # a new draft starts at the beginning
         "description": guide.description,
         "audience": guide.audience,
         "tags": list(guide.tags),
@@ -201,8 +199,6 @@ def front_matter(
         ],
         "generator": f"pipeline {__version__}",
     }
-    if extra:
-        data.update(extra)
     return data
 
 

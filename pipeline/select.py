@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from .models import Guide, Item
 from .urls import is_web_url
@@ -26,17 +28,109 @@ def headline_key(headline: str) -> str:
     return " ".join(_WORD.findall(folded))
 
 
-def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
-    """How strongly an item matches the guide: keyword hits in the headline, plus shared feed tags."""
-    words = f" {headline_key(item.headline)} "
+# Evidence weights: a guide's words in the headline say more than in the summary, and a phrase (two
+# or more words that must stand together) says more than a lone keyword.
+KEYWORD_IN_HEADLINE, KEYWORD_IN_SUMMARY = 4, 2
+PHRASE_IN_HEADLINE, PHRASE_IN_SUMMARY = 6, 3
+# The least evidence that lists a story: one keyword or phrase in the headline, or two of them in the
+# summary. A lone mention in a summary is too often a passing one ("...paid with Alipay").
+ENOUGH_EVIDENCE = 4
+SHARED_TAG = 1  # only ever added to a story that has enough evidence already: it breaks ties
+_PLURAL_KEEP = ("ss", "us", "is", "ous")
+_NOT_PLURAL = frozenset({"news", "gas", "has", "was", "its", "yes", "always", "perhaps", "atlas", "canvas"})
+
+
+@lru_cache(maxsize=1 << 16)
+def stem(word: str) -> str:
+    """A word without its plural ending, so permit and permits, policy and policies are one word."""
+    if word in _NOT_PLURAL:
+        return word
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(_PLURAL_KEEP):
+        return word[:-1]
+    return word
+
+
+@lru_cache(maxsize=1 << 16)
+def stems(text: str) -> str:
+    """Text as its stemmed words, space-padded: ` a b ` holds the run `a b` iff ` a b ` is in it."""
+    return " " + " ".join(stem(word) for word in headline_key(text).split()) + " "
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A guide's words, stemmed once: what counts as evidence, what vetoes, what is required."""
+
+    keywords: tuple[str, ...]
+    phrases: tuple[str, ...]
+    exclude: tuple[str, ...]
+    require: tuple[str, ...]
+
+    @classmethod
+    def of(cls, guide: Guide) -> Terms:
+        def keys(words: Iterable[str]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(k for k in (stems(w).strip() for w in words) if k))
+
+        return cls(keys(guide.keywords), keys(guide.phrases), keys(guide.exclude), keys(guide.require))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How one copy of a story matches a guide."""
+
+    score: int = 0  # keyword and phrase weights; the shared tag is added on top
+    found: tuple[str, ...] = ()  # the guide's words it holds, "headline:" or "summary:" first
+    veto: str | None = None  # why it can never be listed, however strong the evidence
+
+    @property
+    def enough(self) -> bool:
+        return self.veto is None and self.score >= ENOUGH_EVIDENCE
+
+
+def weigh(headline: str, summary: str, terms: Terms) -> Evidence:
+    """The evidence in one headline and summary (both as stems()), vetoes included."""
     score = 0
-    for keyword in guide.keywords:
-        key = headline_key(keyword)
-        if key and f" {key} " in words:
-            score += 2
-    if set(feed_tags) & set(guide.tags):
-        score += 1
-    return score
+    found: list[str] = []
+    for kinds, in_headline, in_summary in ((terms.keywords, KEYWORD_IN_HEADLINE, KEYWORD_IN_SUMMARY),
+                                           (terms.phrases, PHRASE_IN_HEADLINE, PHRASE_IN_SUMMARY)):
+        for key in kinds:
+            padded = f" {key} "
+            if padded in headline:
+                score += in_headline
+                found.append(f"headline: {key}")
+            elif padded in summary:
+                score += in_summary
+                found.append(f"summary: {key}")
+    return Evidence(score, tuple(found), veto((headline + summary,), terms))
+
+
+def veto(texts: Iterable[str], terms: Terms) -> str | None:
+    """Why a story (the stems() of all its copies' headlines and summaries) may never be listed: an
+    excluded word anywhere in it, or a required word nowhere in it."""
+    texts = tuple(texts)
+    for key in terms.exclude:
+        if any(f" {key} " in text for text in texts):
+            return f"holds excluded {key!r}"
+    for key in terms.require:
+        if not any(f" {key} " in text for text in texts):
+            return f"lacks required {key!r}"
+    return None
+
+
+def relevance(item: Item, guide: Guide, feed_tags: Iterable[str] = ()) -> int:
+    """How strongly an item matches the guide; 0 means it is never listed.
+
+    Keywords and phrases in the headline and (weighing less) the summary are the evidence; an
+    exclude word vetoes, a missing require word too; a feed tag shared with the guide adds a little
+    to a story that has enough evidence of its own, and nothing to one that has not.
+    """
+    evidence = weigh(stems(item.headline), stems(item.summary), Terms.of(guide))
+    if not evidence.enough:
+        return 0
+    return evidence.score + (SHARED_TAG if set(feed_tags) & set(guide.tags) else 0)
 
 
 def select_further_reading(
@@ -44,23 +138,74 @@ def select_further_reading(
     guide: Guide,
     now: dt.datetime | dt.date,
     feed_tags: dict[str, tuple[str, ...]] | None = None,
+    excluded: Collection[str] = (),
 ) -> list[Item]:
     """Up to guide.further_reading_count items, most relevant then newest, one per publisher if possible.
 
     Items must be dated within the guide's maximum age and not in the future (a date is compared
     with today's date in the publisher's time zone, so `now` should be an aware datetime; a plain
-    date is taken as today everywhere), link over http(s), and match the guide by at least one
-    keyword or feed tag. Undated items are never listed.
+    date is taken as today everywhere), link over http(s) to a page not in `excluded` (dead links,
+    links a reviewer removed), and hold enough evidence of relevance (see relevance()). Undated
+    items are never listed. An empty slot is better than an unrelated story.
     """
-    return Candidates(items, now, guide.max_age_days).select(guide, feed_tags or {})
+    return Candidates(items, now, guide.max_age_days).select(guide, feed_tags or {}, excluded)
+
+
+# Sites whose links are redirects to someone else's story, never the story itself.
+AGGREGATOR_HOSTS = frozenset({"news.google.com"})
+
+
+def _site(url: str) -> str:
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.")
+
+
+def _publisher_links(items: list[Item]) -> dict[int, str]:
+    """Aggregated item number -> the link of the publisher's own copy of the same story.
+
+    An item is aggregated when its link is an aggregator's or the aggregator named another site as
+    its source. The publisher's copy has the same headline (up to case and punctuation) and a link on
+    the source's site, or, when the aggregator named no site, the same publisher name. An aggregated
+    item without such a copy keeps its own link.
+    """
+    by_site: dict[tuple[str, str], str] = {}
+    by_name: dict[tuple[str, str], str] = {}
+    aggregated: list[int] = []
+    for number, item in enumerate(items):
+        site = _site(item.url)
+        if site in AGGREGATOR_HOSTS or item.source_url:
+            aggregated.append(number)
+            continue
+        key = headline_key(item.headline)
+        by_site.setdefault((key, site), item.url)
+        by_name.setdefault((key, item.source.casefold()), item.url)
+    links: dict[int, str] = {}
+    for number in aggregated:
+        item = items[number]
+        key = headline_key(item.headline)
+        own = (by_site.get((key, _site(item.source_url))) if item.source_url
+               else by_name.get((key, item.source.casefold())))
+        if own is not None:
+            links[number] = own
+    return links
+
+
+@dataclass(frozen=True)
+class Considered:
+    """One story a guide looked at, for `pipeline explain`."""
+
+    item: Item
+    score: int  # as relevance() would give it (0: never listed)
+    chosen: bool
+    reason: str
 
 
 class Candidates:
     """The items one age window offers, worked out once for every guide that shares the window.
 
     What does not depend on the guide is done here: the date and link filter, grouping copies of
-    one story (several feeds, one canonical link), the tie-break order, and an index of headline
-    words. A guide then costs a lookup per keyword instead of a pass over every item per keyword.
+    one story (several feeds, one canonical link), the tie-break order, and an index of headline and
+    summary words. A guide then costs a lookup per keyword instead of a pass over every item.
     """
 
     def __init__(self, items: Iterable[Item], now: dt.datetime | dt.date, max_age_days: int) -> None:
@@ -80,88 +225,122 @@ class Candidates:
         self._stories: list[Item] = []
         self._copies: list[Item] = []  # every candidate, as a copy of story self._story[n]
         self._story: list[int] = []
-        for item in candidates:
-            story = story_of.setdefault(item.url, len(self._stories))
+        # An aggregator's copy of a story the publisher's own feed carries too is a copy of that story,
+        # and the publisher's copy stands for it, whichever is older: readers get the publisher's link.
+        own_link = _publisher_links(candidates)
+        self._copies_of: list[list[int]] = []
+        for number, item in enumerate(candidates):
+            key = own_link.get(number, item.url)
+            story = story_of.setdefault(key, len(self._stories))
             if story == len(self._stories):
                 self._stories.append(item)
+                self._copies_of.append([])
+            elif item.url == key != self._stories[story].url:
+                self._stories[story] = item
             self._copies.append(item)
             self._story.append(story)
+            self._copies_of[story].append(number)
         # Among equally relevant stories: newest first, then by headline, then by link (unique).
         order = sorted(range(len(self._stories)), key=lambda n: (
             -self._stories[n].date.toordinal(), headline_key(self._stories[n].headline), self._stories[n].url))  # type: ignore[union-attr]
         self._rank = [0] * len(self._stories)
         for rank, story in enumerate(order):
             self._rank[story] = rank
-        self._padded = [f" {headline_key(copy.headline)} " for copy in self._copies]
-        self._with_word: dict[str, list[int]] = {}  # headline word -> copies using it
-        self._by_feed: dict[str, list[int]] = {}
-        for number, copy in enumerate(self._copies):
-            for word in set(self._padded[number].split()):
+        self._headline = [stems(copy.headline) for copy in self._copies]
+        self._summary = [stems(copy.summary) if copy.summary else " " for copy in self._copies]
+        self._with_word: dict[str, list[int]] = {}  # stemmed word of a headline or summary -> copies
+        for number in range(len(self._copies)):
+            for word in set(self._headline[number].split()) | set(self._summary[number].split()):
                 self._with_word.setdefault(word, []).append(number)
-            self._by_feed.setdefault(copy.feed_url, []).append(number)
 
-    def _copies_matching(self, key: str) -> list[int]:
-        """Copies whose headline holds `key` as whole words (relevance()'s test, through the index)."""
-        words = key.split()
-        found = self._with_word.get(words[0], [])
-        if len(words) == 1:
-            return found
-        padded = f" {key} "
-        return [n for n in found if padded in self._padded[n]]
+    def _evidence(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> dict[int, tuple[int, Evidence]]:
+        """Story -> (score, evidence of its best copy), for stories holding any of the guide's words.
 
-    def scores(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> dict[int, int]:
-        """Story -> relevance of its best copy, for stories that match at all."""
-        copy_score: dict[int, int] = {}
-        for key in map(headline_key, guide.keywords):
-            if key:
-                for number in self._copies_matching(key):
-                    copy_score[number] = copy_score.get(number, 0) + 2
-        tags = set(guide.tags)
-        for feed, copies in self._by_feed.items():
-            if tags & set(feed_tags.get(feed, ())):
-                for number in copies:
-                    copy_score[number] = copy_score.get(number, 0) + 1
-        best: dict[int, int] = {}
-        for number, score in copy_score.items():
+        Only copies holding a keyword's or phrase's first word are weighed: a guide never scans the
+        window. A veto found in any copy holds for the story: the copies are one article.
+        """
+        terms = Terms.of(guide)
+        touched: set[int] = set()
+        for key in (*terms.keywords, *terms.phrases):
+            touched.update(self._with_word.get(key.split()[0], ()))
+        tagged_feeds = {feed for feed, tags in feed_tags.items() if set(tags) & set(guide.tags)}
+        best: dict[int, tuple[int, Evidence]] = {}
+        plain = Terms(terms.keywords, terms.phrases, (), ())  # vetoes are judged per story, below
+        for number in sorted(touched):
+            evidence = weigh(self._headline[number], self._summary[number], plain)
+            if not evidence.found:
+                continue  # the first word of a run, without the rest
+            tag = SHARED_TAG if evidence.enough and self._copies[number].feed_url in tagged_feeds else 0
             story = self._story[number]
-            if score > best.get(story, 0):
-                best[story] = score
+            if story not in best or evidence.score + tag > best[story][0]:
+                best[story] = (evidence.score + tag, evidence)
+        if terms.exclude or terms.require:
+            for story, (score, evidence) in best.items():
+                why = veto((self._headline[n] + self._summary[n] for n in self._copies_of[story]), terms)
+                if why:
+                    best[story] = (score, Evidence(evidence.score, evidence.found, why))
         return best
 
-    def _ranked(self, best: dict[int, int]) -> Iterator[Item]:
-        """Matching stories, most relevant first; ties in the window's order. Lazy: a guide reads few."""
-        by_score: dict[int, list[int]] = {}
-        for story, score in best.items():
-            by_score.setdefault(score, []).append(story)
-        for score in sorted(by_score, reverse=True):
-            for story in sorted(by_score[score], key=self._rank.__getitem__):
-                yield self._stories[story]
+    def scores(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> dict[int, int]:
+        """Story -> relevance, for the stories that may be listed (relevance() through the index)."""
+        return {story: score for story, (score, why) in self._evidence(guide, feed_tags).items() if why.enough}
 
-    def select(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> list[Item]:
+    def select(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]],
+               excluded: Collection[str] = ()) -> list[Item]:
         """select_further_reading() for one guide of this window."""
+        return [c.item for c in self._choose(guide, feed_tags, excluded, explain=False) if c.chosen]
+
+    def explain(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]],
+                excluded: Collection[str] = ()) -> list[Considered]:
+        """Every story holding one of the guide's words: the chosen first, then the rest by rank,
+        each with its score and the reason it was or was not listed."""
+        return self._choose(guide, feed_tags, excluded, explain=True)
+
+    def _choose(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]], excluded: Collection[str],
+                explain: bool) -> list[Considered]:
         count = guide.further_reading_count
-        if count <= 0:
-            return []
-        unique: list[Item] = []  # ranked stories, one per headline, as far as we looked
+        evidence = self._evidence(guide, feed_tags)
+        ranked = sorted(evidence, key=lambda story: (-evidence[story][0], self._rank[story]))
+        rejected: dict[int, str] = {}
+        unique: list[int] = []  # listable stories, one per headline, in rank order
         seen_headlines: set[str] = set()
-        chosen: list[Item] = []
+        chosen: list[int] = []
         publishers: set[str] = set()
-        for item in self._ranked(self.scores(guide, feed_tags)):
+        for story in ranked:
+            why = evidence[story][1]
+            item = self._stories[story]
             key = headline_key(item.headline)
-            if key in seen_headlines:
-                continue
-            seen_headlines.add(key)
-            unique.append(item)
-            if item.source.casefold() not in publishers:  # first pass: one item per publisher
-                chosen.append(item)
-                publishers.add(item.source.casefold())
-                if len(chosen) == count:
-                    break
-        else:
-            for item in unique:  # then fill up when there are not enough publishers
-                if len(chosen) == count:
-                    break
-                if item not in chosen:
-                    chosen.append(item)
-        order = {id(item): rank for rank, item in enumerate(unique)}
-        return sorted(chosen, key=lambda i: order[id(i)])
+            if why.veto:
+                rejected[story] = f"vetoed: {why.veto}"
+            elif not why.enough:
+                rejected[story] = f"not enough evidence (score {why.score}, needs {ENOUGH_EVIDENCE})"
+            elif item.url in excluded:
+                rejected[story] = "link excluded (dead, or removed by a reviewer)"
+            elif key in seen_headlines:
+                rejected[story] = "same headline as a story ranked higher"
+            else:
+                seen_headlines.add(key)
+                unique.append(story)
+                if len(chosen) < count and item.source.casefold() not in publishers:  # one per publisher first
+                    chosen.append(story)
+                    publishers.add(item.source.casefold())
+                    if len(chosen) == count and not explain:
+                        break  # a guide reads few of its matches
+        for story in unique:  # then fill up when there are not enough publishers
+            if len(chosen) >= count:
+                break
+            if story not in chosen:
+                chosen.append(story)
+        picked = set(chosen)
+        out: list[Considered] = []
+        for story in ranked:
+            score, why = evidence[story]
+            found = ", ".join(why.found)
+            if story in picked:
+                out.append(Considered(self._stories[story], score, True, f"chosen: {found}"))
+            elif explain:
+                reason = rejected.get(story) or f"list full with stories ranked higher or from other publishers"
+                listed = score if story not in rejected or reason.startswith(("link", "same")) else 0
+                out.append(Considered(self._stories[story], listed, False, f"{reason}; found {found}"))
+        # Stable: rank order within each group. Chosen, then listable but left out, then never listable.
+        return sorted(out, key=lambda c: (not c.chosen, c.score == 0))

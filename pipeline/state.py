@@ -14,6 +14,7 @@ killed between the two renames leaves a pending state whose `draft_sha256` names
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -55,6 +56,11 @@ class DraftState:
     approved: Approval | None = None
     changes_since_approval: tuple[Change, ...] = ()
     draft_sha256: str = ""  # the draft text this state belongs to ("\n" line ends)
+
+    @property
+    def has_record(self) -> bool:
+        """False for a state that only holds an approval (a draft the pipeline has not written)."""
+        return bool(self.regions) or self.skeleton is not None or self.front_matter is not None
 
     def to_json(self) -> str:
         data: dict[str, object] = {
@@ -99,6 +105,11 @@ def _text(lines: object) -> str:
     if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
         raise TypeError("text must be a list of lines")
     return "\n".join(lines)
+
+
+def stamp(moment: dt.datetime) -> str:
+    """A moment as the state (and front matter) write it: ISO 8601 UTC to the second."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def text_sha256(text: str) -> str:

@@ -62,6 +62,10 @@ def is_server_url(location: str | Path) -> bool:
 
 def open_store(location: str | Path) -> Store:
     """Open (creating or upgrading as needed) the store at a file path or a postgresql:// URL."""
+    if is_server_url(location):
+        from .store_postgres import PostgresStore  # only here: SQLite users never import psycopg
+
+        return PostgresStore(str(location))
     from .store_sqlite import SQLiteStore
 
     return SQLiteStore(location)

@@ -51,8 +51,9 @@ class SQLStore:
 
     def _steps_to_run(self, version: int) -> tuple[Step, ...]:
         steps = migrations.pending(version)
-        # A store made before versions existed (version 0) may already hold all of step 1.
-        if version == 0 and steps and steps[0].version == 1 and self._holds(steps[0]):
+        # A store made before versions existed (version 0) may already hold step 1 and the later
+        # steps that only add columns and tables.
+        while version == 0 and steps and self._holds(steps[0]):
             steps = steps[1:]
         return steps
 
@@ -140,16 +141,17 @@ class SQLStore:
         """Insert new items and refresh known ones; first_seen never moves. Returns how many are new."""
         seen = seen_at.isoformat()
         rows = [(item.feed_url, item.guid, item.headline, item.source, item.date.isoformat() if item.date else None,
-                 item.url, seen, seen) for item in items]
+                 item.url, seen, item.summary, item.source_url, seen) for item in items]
         if not rows:
             return 0
         with self.transaction():
             inserted = self._returning(
-                """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO items (feed_url, guid, headline, source, date, url, first_seen, summary, source_url)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (feed_url, guid) DO UPDATE SET
                      headline = excluded.headline, source = excluded.source,
-                     date = excluded.date, url = excluded.url
+                     date = excluded.date, url = excluded.url, summary = excluded.summary,
+                     source_url = excluded.source_url
                    RETURNING (first_seen = ?) AS inserted""",
                 rows,
             )
@@ -319,4 +321,6 @@ def _item(row: Row) -> Item:
         date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
         url=row["url"],
         first_seen=_parse_dt(row["first_seen"]),
+        summary=row["summary"] or "",
+        source_url=row["source_url"] or "",
     )

@@ -71,7 +71,6 @@ def update_feeds(
     now: dt.datetime,
     *,
     on_result: Callable[[FetchResult], None] | None = None,
-    ignore_backoff: bool = False,
 ) -> UpdateReport:
     """Fetch every due feed, store its items and its state; one failing feed never stops the others."""
     states = store.feed_states()
@@ -82,7 +81,7 @@ def update_feeds(
     reports: dict[str, FeedReport] = {}
     for feed in feeds:
         state = states.get(feed.url)
-        if not ignore_backoff and state and state.retry_after and state.retry_after > now:
+        if state and state.retry_after and state.retry_after > now:
             reports[feed.url] = FeedReport(
                 feed.url, "skipped",
                 message=f"backing off after {state.consecutive_failures} failures; next try "

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from pgserver import PgServer, why_unavailable
+
+from pipeline.config import load_settings
+from pipeline.store import Store, open_store
 
 # Fixtures of the review-workflow tests (e.g. `built`) live beside their helpers.
 pytest_plugins = ["review_support"]
@@ -204,15 +208,63 @@ def feed_server() -> Iterator[FeedServer]:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A project folder with the fixture's templates and guides, an empty feeds file and no store."""
+def project(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Path:
+    """A project folder with the fixture's templates and guides, an empty feeds file and no store.
+
+    In a test marked `both_backends`, once with the SQLite file and once with an empty database on
+    the session's PostgreSQL server (set in the project's pyproject.toml, as a team would).
+    """
     root = tmp_path / "project"
     root.mkdir()
     shutil.copytree(FIXTURE / "templates", root / "templates")
     (root / "sources").mkdir()
     (root / "sources" / "feeds.toml").write_text("", encoding="utf-8")
     (root / "output").mkdir()
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_server").create_database()
+        (root / "pyproject.toml").write_text(f'[tool.pipeline]\nstore = "{url}"\n', encoding="utf-8")
     return root
+
+
+# -- the store's backends --------------------------------------------------------------------------
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `both_backends` runs once per backend (through the `backend` fixture)."""
+    if metafunc.definition.get_closest_marker("both_backends") and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend of this test run: "sqlite" unless the test is marked `both_backends`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL server for the session; tests needing it skip, with the reason, without it."""
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = PgServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's store lives, once per backend: a SQLite file, or a new database on the test server."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_server").create_database())
+    return str(tmp_path / "pipeline.sqlite3")
+
+
+def project_store(root: Path) -> Store:
+    """The store a project is configured with (whichever backend), opened."""
+    return open_store(load_settings(root).store_location)
 
 
 def write_feeds(root: Path, *feeds: dict[str, object]) -> None:
@@ -308,12 +360,6 @@ def chat_server() -> Iterator[ChatServer]:
         server.hold.set()
     server.httpd.shutdown()
     server.httpd.server_close()
-
-
-@pytest.fixture(params=["sqlite"])
-def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a test's store lives, once per backend: a SQLite file, or a database on a PostgreSQL server."""
-    return str(tmp_path / "pipeline.sqlite3")
 
 
 class PausePoint:

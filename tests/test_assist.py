@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import project_store
 import vcr
 import yaml
 from click.testing import CliRunner
@@ -179,7 +180,7 @@ def test_any_model_text_becomes_safe_markdown(answer: str) -> None:
 
 def test_unchanged_prompt_is_answered_from_the_store_and_usage_is_summed(tmp_path: Path) -> None:
     answer = "Limits rose for foreign cards [Reuters, 2024-05-01]."
-    store = open_store(tmp_path / "pipeline.sqlite3")
+    store = project_store(tmp_path)
     try:
         model = fake(answer, answer, input_tokens=100, output_tokens=20)
         drafter, _ = drafter_with(model, tmp_path, store)
@@ -292,7 +293,7 @@ NOW = dt.datetime(2024, 5, 10, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def _store_items(project: Path) -> None:
-    store = open_store(project / "pipeline.sqlite3")
+    store = project_store(project)
     try:
         store.save_items([
             *ITEMS,

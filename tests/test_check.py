@@ -17,12 +17,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FeedServer, Route, write_feeds
+from conftest import FeedServer, Route, project_store, write_feeds
 from pipeline.check import check_text, load_reference
 from pipeline.cli import cli
 from pipeline.drafts import set_front_matter_key, split_draft
 from pipeline.models import Item
-from pipeline.store import open_store
 
 NOW = dt.datetime(2026, 3, 6, 12, 0, tzinfo=dt.timezone.utc)
 FEED = "http://127.0.0.1:9/news.xml"  # never fetched: builds here are offline
@@ -45,7 +44,7 @@ def draft(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """output/wechat-encryption.md as `pipeline build --offline` writes it, with three news entries."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch(NOW))
     monkeypatch.chdir(project)
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         store.save_items(ITEMS, NOW)
     result = CliRunner().invoke(cli, ["--root", str(project), "build", "--offline"])
     assert result.exit_code == 0, result.output

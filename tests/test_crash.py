@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Gate, PausePoint
+from conftest import REPO, Gate, PausePoint, project_store
 
+from pipeline.config import load_settings
 from pipeline.drafts import TEMP_PREFIX, TEMP_SUFFIX, split_draft
 from pipeline.models import Item
+from pipeline.store_copy import copy_store
 from pipeline.store import open_store
 
 # The console script installed beside the interpreter running the tests, whichever venv that is.
@@ -83,7 +85,8 @@ def assert_each_draft_old_or_new(root: Path, old: dict[str, str], new: dict[str,
     return seen_old, seen_new
 
 
-def test_a_400_guide_build_killed_midway_leaves_no_torn_draft(big_project: Path, tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_a_400_guide_build_killed_midway_leaves_no_torn_draft(big_project: Path, tmp_path: Path, backend: str) -> None:
     root = big_project
     first = run_pipeline(root, "build", "--offline")
     assert first.returncode == 0, first.stderr
@@ -91,10 +94,13 @@ def test_a_400_guide_build_killed_midway_leaves_no_torn_draft(big_project: Path,
     assert len(old) == GUIDES + 2
 
     # News arrives, so every draft's Further Reading and context change on the next build.
-    with open_store(root / "pipeline.sqlite3") as store:
+    with project_store(root) as store:
         store.save_items(news(5), NOW)
     reference = tmp_path / "reference"
     shutil.copytree(root, reference)
+    if backend == "postgresql":  # the reference builds from a copy of the store, as SQLite: the same drafts
+        copy_store(str(load_settings(root).store_location), str(reference / "pipeline.sqlite3"))
+        (reference / "pyproject.toml").unlink()
     finished = run_pipeline(reference, "build", "--offline")
     assert finished.returncode == 0, finished.stderr
     new = {name: text.replace(str(reference), str(root)) for name, text in snapshot(reference).items()}
@@ -110,8 +116,9 @@ def test_a_400_guide_build_killed_midway_leaves_no_torn_draft(big_project: Path,
         seen_old, seen_new = assert_each_draft_old_or_new(root, old, new)
         if kill == 0:
             assert seen_old > 100 and seen_new >= count  # killed mid-way, after exactly `count` drafts
-        with sqlite3.connect(root / "pipeline.sqlite3") as db:
-            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if backend == "sqlite":
+            with sqlite3.connect(root / "pipeline.sqlite3") as db:
+                assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     # A temp file as a kill between writing and renaming leaves it: swept up, never read as a draft.
     (root / "output" / f"{TEMP_PREFIX}leftover{TEMP_SUFFIX}").write_text("---\ntitle: half", encoding="utf-8")
@@ -180,7 +187,7 @@ def test_a_store_write_killed_midway_stays_consistent(tmp_path: Path) -> None:
 def test_a_build_a_refresh_and_a_writer_overlapping_all_finish(big_project: Path) -> None:
     root = big_project
     assert run_pipeline(root, "build", "--offline").returncode == 0
-    with open_store(root / "pipeline.sqlite3") as store:
+    with project_store(root) as store:
         store.save_items(news(3), NOW)
     db = root / "pipeline.sqlite3"
     # A writer outside the project lock (as a second tool might be) leans on SQLite's busy timeout.
@@ -263,6 +270,7 @@ def test_a_fetch_killed_while_parsing_in_workers_leaves_no_worker_holding_the_lo
         pass  # free for the next run at once
 
 
+@pytest.mark.both_backends
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to see child processes")
 def test_a_parser_worker_killed_mid_run_costs_no_feed(project: Path, feed_server) -> None:
     from conftest import Route, write_feeds
@@ -287,7 +295,7 @@ def test_a_parser_worker_killed_mid_run_costs_no_feed(project: Path, feed_server
     assert fetch.returncode == 0, err
     assert "Traceback" not in err
     assert f"fetched {count} feeds: {count} ok" in out
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         assert sorted(i.headline for i in store.items()) == sorted(f"Story {n}" for n in range(count))
 
 

@@ -50,7 +50,7 @@ def test_feed_gives_exactly_its_golden_items(name: str) -> None:
     extraction = extract_sample(name)
     got = [
         {"headline": i.headline, "source": i.source, "date": i.date.isoformat() if i.date else None,
-         "url": i.url, "guid": i.guid}
+         "url": i.url, "guid": i.guid, "summary": i.summary, "source_url": i.source_url}
         for i in extraction.items
     ]
     assert got == golden["items"]
@@ -316,3 +316,23 @@ def test_a_non_permalink_guid_is_kept_as_written() -> None:
             "<guid isPermaLink='false'>story-77</guid><link>https://pub.example/77</link></item></channel></rss>")
     (item,) = extract_items(Feed(url="https://pub.example/rss"), body.encode(), {}).items
     assert item.guid == "story-77"
+
+
+def test_summary_is_plain_bounded_text_from_the_description() -> None:
+    from pipeline.extract import SUMMARY_LIMIT, summary_text
+
+    feed = Feed(url="https://feeds.example/s")
+    long_words = " ".join(["residence permits"] * 200)
+    body = f"""<?xml version="1.0"?><rss version="2.0"><channel><title>S</title>
+<item><title>One</title><link>https://s.example/1</link>
+<description>&lt;p&gt;Banks &amp;amp; &lt;b&gt;foreign&lt;/b&gt; customers&lt;script&gt;x()&lt;/script&gt;&lt;/p&gt;</description></item>
+<item><title>Two</title><link>https://s.example/2</link><description>{long_words}</description></item>
+<item><title>Three</title><link>https://s.example/3</link></item>
+</channel></rss>""".encode()
+    one, two, three = extract_items(feed, body).items
+    assert one.summary == "Banks & foreign customers x()"  # no tag survives; entities decoded once more
+    assert "<" not in one.summary
+    assert len(two.summary) <= SUMMARY_LIMIT and two.summary.endswith(("residence", "permits"))
+    assert three.summary == ""
+    assert summary_text("&amp;lt;b&amp;gt;bold&amp;lt;/b&amp;gt; text") == "bold text"
+    assert summary_text("cut <a href='x") == "cut"

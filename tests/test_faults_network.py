@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import Route, write_feeds
+from conftest import Route, project_store, write_feeds
 from faultserver import FaultServer, gzip_bomb, refused_url, rss
 
 from pipeline.cli import cli
@@ -48,7 +48,7 @@ FAULTS = {
 
 @pytest.fixture(scope="module")
 def faults() -> Iterator[FaultServer]:
-    gzip_bomb()  # built now (a gigabyte's checksum), not while a client's deadline runs
+    gzip_bomb()  # built before any request: on a busy machine building it takes longer than the read timeout
     server = FaultServer().start()
     server.feeds["good"] = rss("Good News", [("Visa rules change for students", "https://news.example.com/visa"),
                                              ("Alipay adds foreign cards", "https://news.example.com/alipay")])
@@ -64,7 +64,7 @@ def one_run(faults: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> tu
     refused = refused_url()
     feeds = [Feed(faults.url("/ok/good")), Feed(faults.url("/ok/other")), Feed(refused)]
     feeds += [Feed(faults.url(path)) for path in FAULTS]
-    store = open_store(root / "pipeline.sqlite3")
+    store = project_store(root)
     report = update_feeds(Settings(root=root, **FAST), store, feeds, NOW)
     return {r.url: r for r in report.feeds}, store, refused
 
@@ -126,7 +126,7 @@ def test_a_permanent_move_names_the_new_url_and_items_follow_it(faults: FaultSer
     first = CliRunner().invoke(cli, ["--root", str(project), "fetch"])
     assert first.exit_code == 0, first.output
     assert f"feed {old} moved permanently to {new}; update sources/feeds.toml" in first.stderr
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         assert store.feed_state(old).moved_to == new
         assert {i.feed_url for i in store.items()} == {old}
 
@@ -135,7 +135,7 @@ def test_a_permanent_move_names_the_new_url_and_items_follow_it(faults: FaultSer
     assert second.exit_code == 0, second.output
     assert f"took over 2 stored items from {old}" in second.stderr
     assert "moved permanently" not in second.stderr
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         assert {i.feed_url for i in store.items()} == {new}
         assert old not in store.feed_states()
         assert store.feed_state(new).moved_to is None
@@ -207,7 +207,7 @@ def test_done_when_fetch_survives_every_fault_together(faults: FaultServer, proj
     for url in failing:
         assert f"warning: feed {url}: " in stderr_text, url
     assert "fetched 14 feeds: 2 ok" in stdout_text and "12 failed" in stdout_text
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         assert len(store.items()) == 3
     peak_mib = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
     print(f"done-when fetch: {elapsed:.1f} s, peak {peak_mib:.0f} MiB")  # shown with -s, for the record

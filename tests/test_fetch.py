@@ -15,9 +15,8 @@ from click.testing import CliRunner, Result
 from pipeline.cli import cli
 from pipeline.fetch import MAX_REDIRECTS, USER_AGENT, fetch_feeds
 from pipeline.models import Feed
-from pipeline.store import open_store
 
-from conftest import FeedServer, Gate, Route, write_feeds
+from conftest import FeedServer, Gate, Route, project_store, write_feeds
 
 FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
 
@@ -36,7 +35,7 @@ def fetch(project: Path) -> Result:
 
 
 def stored(project: Path) -> list:
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         return store.items()
 
 
@@ -69,6 +68,7 @@ def test_fetch_stores_items_and_sends_a_descriptive_user_agent(project: Path, fe
     assert "application/rss+xml" in request.headers["accept"]
 
 
+@pytest.mark.both_backends
 def test_conditional_get_remembers_etag_and_last_modified_and_a_304_keeps_items(
     project: Path, feed_server: FeedServer
 ) -> None:
@@ -78,7 +78,7 @@ def test_conditional_get_remembers_etag_and_last_modified_and_a_304_keeps_items(
     write_feeds(project, {"url": feed_server.url("/etag")}, {"url": feed_server.url("/lm")})
 
     assert fetch(project).exit_code == 0
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         assert store.feed_state(feed_server.url("/etag")).etag == '"v1"'
         assert store.feed_state(feed_server.url("/lm")).last_modified == stamp
     first = stored(project)
@@ -93,7 +93,7 @@ def test_conditional_get_remembers_etag_and_last_modified_and_a_304_keeps_items(
     assert by_path["/etag"]["if-none-match"] == '"v1"'
     assert by_path["/lm"]["if-modified-since"] == stamp
     assert stored(project) == first
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         state = store.feed_state(feed_server.url("/etag"))
     assert state.last_status == "304" and state.etag == '"v1"' and state.items_stored == 1
 
@@ -182,6 +182,7 @@ def test_decompressed_size_cap_refuses_a_small_gzip_that_inflates_past_it(
     assert peak < 8 * 1024 * 1024
 
 
+@pytest.mark.both_backends
 def test_one_failing_feed_never_stops_the_others(project: Path, feed_server: FeedServer) -> None:
     feed_server.routes["/good"] = Route(rss("The one that works"))
     feed_server.routes["/error"] = Route(b"oops", status=500, headers={"Content-Type": "text/plain"})
@@ -212,13 +213,14 @@ def test_one_failing_feed_never_stops_the_others(project: Path, feed_server: Fee
     for url, reason in expected.items():
         (line,) = [w for w in warnings if w.startswith(f"warning: feed {url}: ")]
         assert reason in line, line
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         states = store.feed_states()
     assert states[feed_server.url("/error")].last_error == "HTTP 500 Internal Server Error"
     assert states[feed_server.url("/error")].consecutive_failures == 1
     assert states[feed_server.url("/good")].consecutive_failures == 0
 
 
+@pytest.mark.both_backends
 def test_fetch_exits_non_zero_when_no_feed_worked(project: Path, feed_server: FeedServer) -> None:
     refused = closed_port_url()
     write_feeds(project, {"url": feed_server.url("/missing")}, {"url": refused})

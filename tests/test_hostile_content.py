@@ -192,7 +192,7 @@ def _wrap(text: str, how: str) -> str:
 
 def hostile_feed(entries: list[tuple[str, str, str]], title: str) -> bytes:
     items = "".join(
-        f"<item><title>{_wrap('payments ' + headline, how)}</title><link>{_wrap(link, 'escaped')}</link>"
+        f"<item><title>{_wrap('alipay ' + headline, how)}</title><link>{_wrap(link, 'escaped')}</link>"
         f"<guid isPermaLink='false'>g{n}</guid><pubDate>{PUB_DATE}</pubDate>"
         f"<source url='https://s.example.com/'>{_wrap(title, 'escaped')}</source></item>"
         for n, (headline, link, how) in enumerate(entries)
@@ -248,7 +248,7 @@ def test_any_feed_text_gives_a_safe_draft(hostile_project: Path, entries, feed_t
     assert draft.front_matter["title"].startswith("Paying in China")
     listed = draft.front_matter["further_reading"]
     stored = {(item.headline, item.url) for item in extraction.items}
-    assert bool(listed) == bool(stored), "every entry is tagged payments, so any item is listed"
+    assert bool(listed) == bool(stored), "every headline starts with the guide's keyword alipay, so any item is listed"
     for entry in listed:
         # Verbatim: not evaluated as a template, not re-parsed as YAML, not altered.
         assert (entry["headline"], entry["url"]) in stored

@@ -22,11 +22,10 @@ import pytest
 import vcr
 from click.testing import CliRunner
 
-from conftest import FeedServer, Route, write_feeds
+from conftest import FeedServer, Route, project_store, write_feeds
 from pipeline.cli import cli
 from pipeline.models import Guide, Item
 from pipeline.select import select_further_reading
-from pipeline.store import open_store
 
 FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
 CASSETTES = Path(__file__).resolve().parent / "cassettes"
@@ -90,12 +89,15 @@ def expected_items(base_url: str) -> list[dict[str, object]]:
                 "headline": item["headline"], "source": item["source"], "date": item["date"],
                 "url": item["url"], "feed": base_url + path, "guid": item["guid"],
                 "first_seen": dt.datetime.fromtimestamp(EPOCH, dt.timezone.utc).isoformat(),
+                "summary": item["summary"],
+                "source_url": item["source_url"],
             })
     rows.sort(key=lambda r: (r["date"] is None, r["feed"], r["guid"]))
     rows.sort(key=lambda r: r["date"] or "", reverse=True)
     return rows
 
 
+@pytest.mark.both_backends
 def test_fetch_then_items_json_through_the_cassette(project: Path, feed_server: FeedServer) -> None:
     serve_samples(feed_server)
     publishers = {"atom-xml-base": golden("atom-xml-base")["feed"]["publisher"]}
@@ -142,8 +144,9 @@ def test_cassette_is_committed_and_host_independent() -> None:
     assert "127.0.0.1" not in text
 
 
+@pytest.mark.both_backends
 def test_items_json_is_an_array_with_the_documented_fields(project: Path) -> None:
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         store.save_items(
             [
                 Item("https://a.example/rss", "1", "Dated story", "A News", dt.date(2026, 3, 6), "https://a.example/1"),
@@ -169,11 +172,12 @@ def test_items_json_on_an_empty_store_is_an_empty_array(project: Path) -> None:
     assert json.loads(result.stdout) == []
 
 
+@pytest.mark.both_backends
 def test_undated_item_is_stored_but_never_listed_as_further_reading(project: Path, feed_server: FeedServer) -> None:
     serve_samples(feed_server)
     write_feeds(project, {"url": feed_server.url("/expatdesk/feed/")})
     assert CliRunner().invoke(cli, ["--root", str(project), "fetch"]).exit_code == 0
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         items = store.items()
     undated = [i for i in items if i.date is None]
     assert {i.headline for i in undated} == {"Metro fares change on Line 2 from April", "Listed with an unreadable date"}
@@ -185,9 +189,10 @@ def test_undated_item_is_stored_but_never_listed_as_further_reading(project: Pat
     assert not {i.guid for i in chosen} & {i.guid for i in undated}  # ...never an undated one
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("flag", [[], ["--limit", "1"]])
 def test_items_table_lists_newest_first(project: Path, flag: list[str]) -> None:
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         store.save_items(
             [
                 Item("https://a.example/rss", "old", "Older story", "A News", dt.date(2026, 3, 1), "https://a.example/o"),
@@ -201,11 +206,12 @@ def test_items_table_lists_newest_first(project: Path, flag: list[str]) -> None:
     assert len(lines) == (1 if flag else 2)
 
 
+@pytest.mark.both_backends
 def test_first_seen_never_moves_and_known_items_are_not_new_again(project: Path) -> None:
     first_run = dt.datetime(2026, 3, 5, 8, tzinfo=dt.timezone.utc)
     later_run = dt.datetime(2026, 3, 6, 8, tzinfo=dt.timezone.utc)
     story = Item("https://a.example/rss", "g1", "Story", "A News", dt.date(2026, 3, 5), "https://a.example/1")
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         assert store.save_items([story], first_run) == 1
         # The publisher corrects the headline; the item is updated, not new, and keeps its first sighting.
         corrected = Item(story.feed_url, story.guid, "Story (corrected)", "A News", story.date, story.url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ import pytest
 
 from conftest import FeedServer, PausePoint
 from pipeline.errors import LockHeld
-from pipeline.lock import project_lock
+from pipeline.config import load_settings
+from pipeline.lock import project_lock, run_lock
 from review_support import (
     NEW_STORY,
     PYTHON,
@@ -29,17 +31,33 @@ from review_support import (
 HOLDER = """
 import sys, time
 from pathlib import Path
-from pipeline.lock import project_lock
-with project_lock(Path(sys.argv[1]), wait_seconds=0):
+from pipeline.config import load_settings
+from pipeline.lock import run_lock
+with run_lock(load_settings(Path(sys.argv[1])), wait_seconds=0):
     print("locked", flush=True)
     sys.stdin.read()  # hold until the test closes our stdin (or kills us)
 """
 
+# The tests that take the run lock of a project run with the file lock (SQLite) and the advisory lock
+# of a shared PostgreSQL store alike.
+both_backends = pytest.mark.both_backends
+
+
+def held_by(root: Path, pid: int) -> str:
+    """How the lock-held message names the holder, on the project's backend."""
+    settings = load_settings(root)
+    if settings.store:
+        from pipeline.store_postgres import without_password
+
+        return f"another pipeline run holds the run lock in {without_password(settings.store)} (pipeline " \
+               f"{socket.gethostname()} pid {pid})"
+    return f"another pipeline run holds {root / '.pipeline.lock'} (pid {pid})"
+
 
 
 @contextmanager
-def lock_held_by_another_process(lock_path: Path) -> Iterator[subprocess.Popen[str]]:
-    holder = subprocess.Popen([PYTHON, "-c", HOLDER, str(lock_path)], stdin=subprocess.PIPE,
+def lock_held_by_another_process(root: Path) -> Iterator[subprocess.Popen[str]]:
+    holder = subprocess.Popen([PYTHON, "-c", HOLDER, str(root)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, env=env_for_subprocess())
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
@@ -60,40 +78,41 @@ def test_a_second_lock_in_the_same_process_is_refused(tmp_path: Path) -> None:
         assert lock.read_text() == str(os.getpid())
 
 
+@both_backends
 def test_refresh_gives_up_quietly_while_another_run_holds_the_lock(built: Path, feed_server: FeedServer) -> None:
     gain_story(feed_server, NEW_STORY)
     before = snapshot(draft_path(built))
     requests_before = len(feed_server.requests)
 
-    with lock_held_by_another_process(built / ".pipeline.lock") as holder:
+    with lock_held_by_another_process(built) as holder:
         result = run(built, "refresh", "--wait", "0.3")
 
     assert result.exit_code == 0
     assert result.stdout == ""
-    assert f"refresh skipped: another pipeline run holds {built / '.pipeline.lock'} (pid {holder.pid})" \
-        in result.stderr
+    assert f"refresh skipped: {held_by(built, holder.pid)}" in result.stderr
     # It neither fetched nor wrote anything.
     assert len(feed_server.requests) == requests_before
     assert snapshot(draft_path(built)) == before
 
 
+@both_backends
 def test_the_wait_is_configurable_from_the_environment(built: Path) -> None:
-    with lock_held_by_another_process(built / ".pipeline.lock"):
+    with lock_held_by_another_process(built):
         result = run(built, "refresh", env={"PIPELINE_LOCK_WAIT": "0"})
     assert result.exit_code == 0
     assert "refresh skipped" in result.stderr
 
 
+@both_backends
 def test_refresh_waits_for_a_lock_that_is_released(built: Path, feed_server: FeedServer, tmp_path: Path) -> None:
     gain_story(feed_server, NEW_STORY)
-    lock = built / ".pipeline.lock"
     # The refresh stops where it finds the lock busy; only then does the holder let go.
     busy = PausePoint(tmp_path, "lock-busy", 1)
     acquired = threading.Event()
     seen: list[str] = []
 
     def hold() -> None:
-        with project_lock(lock, wait_seconds=0):
+        with run_lock(load_settings(built), wait_seconds=0):
             acquired.set()
             seen.append(busy.wait(lambda: True))
         busy.resume()
@@ -111,17 +130,21 @@ def test_refresh_waits_for_a_lock_that_is_released(built: Path, feed_server: Fee
     assert NEW_STORY.headline in draft_path(built).read_text(encoding="utf-8")
 
 
+@both_backends
 def test_a_killed_holder_does_not_block_the_next_run(built: Path, feed_server: FeedServer) -> None:
     gain_story(feed_server, NEW_STORY)
-    with lock_held_by_another_process(built / ".pipeline.lock") as holder:
+    with lock_held_by_another_process(built) as holder:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=30)
-        result = run(built, "refresh", "--wait", "0")
+        # A server notices the dead session a moment later: waiting covers that, and costs nothing
+        # when the lock is already free.
+        result = run(built, "refresh", "--wait", "30")
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
     assert NEW_STORY.headline in draft_path(built).read_text(encoding="utf-8")
 
 
+@both_backends
 def test_two_real_refreshes_at_once_leave_whole_drafts(built: Path, feed_server: FeedServer) -> None:
     gain_story(feed_server, NEW_STORY)
     command = [PYTHON, "-m", "pipeline.cli", "--root", str(built), "refresh", "--wait", "60"]
@@ -139,13 +162,13 @@ def test_two_real_refreshes_at_once_leave_whole_drafts(built: Path, feed_server:
     assert list((built / "output").glob(".pipeline-*")) == []  # no temp file left behind
 
 
+@both_backends
 @pytest.mark.parametrize("command", [("build", "--offline"), ("fetch",)])
 def test_build_and_fetch_wait_as_long_as_told_then_name_the_holder(built: Path, command: tuple[str, ...]) -> None:
     before = snapshot(draft_path(built))
-    with lock_held_by_another_process(built / ".pipeline.lock") as holder:
+    with lock_held_by_another_process(built) as holder:
         result = run(built, *command, "--wait", "0.3")
     assert result.exit_code == 1
-    assert f"another pipeline run holds {built / '.pipeline.lock'} (pid {holder.pid}); try again later" \
-        in result.stderr
+    assert f"{held_by(built, holder.pid)}; try again later" in result.stderr
     assert "Traceback" not in result.output
     assert snapshot(draft_path(built)) == before

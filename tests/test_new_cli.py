@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.assist import shared_title_words, topic_keywords, useful_keyword
 from pipeline.guides import load_guide
 
 TOPIC = "Renting an Apartment in Shanghai"
@@ -110,3 +111,19 @@ def test_unusable_answer_or_failing_model_writes_the_skeleton(project: Path, cha
 def test_new_has_an_example_in_its_help(project: Path) -> None:
     result = run(project, "new", "--help")
     assert result.exit_code == 0 and "Example:" in result.output and 'pipeline new "' in result.output
+
+
+def test_keywords_leave_out_stopwords_and_generic_guide_words(project: Path) -> None:
+    result = run(project, "new", "Getting a SIM Card in China: the Guide for Foreigners")
+    assert result.exit_code == 0, result.output
+    guide = load_guide(project / "templates" / "guides" / "getting-a-sim-card-in-china-the-guide-for-foreigners.md")
+    assert guide.keywords == ("sim", "card")
+
+
+def test_words_in_every_guide_title_are_no_keyword() -> None:
+    shared = shared_title_words(["Paying in Shanghai", "Renting a flat in Shanghai", "Shanghai banks, in short"])
+    assert shared == {"in", "shanghai"}
+    assert topic_keywords("Studying in Shanghai", shared) == ["studying"]
+    assert shared_title_words(["Only one guide"]) == set()  # one title says nothing about what guides share
+    assert not useful_keyword("china", ()) and not useful_keyword("shanghai", shared)
+    assert useful_keyword("wechat pay", shared)

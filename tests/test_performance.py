@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from conftest import REPO, FeedServer, Route, write_feeds
+from conftest import FeedServer, REPO, Route, project_store, write_feeds
 from pipeline.build import build_drafts
 from pipeline.config import load_feeds, load_settings
 from pipeline.models import Feed, FetchResult, Guide, Item
@@ -45,7 +45,7 @@ def _stamps(root: Path) -> dict[str, int]:
 
 
 def test_unchanged_rebuild_rewrites_nothing_and_reports_unchanged(project: Path) -> None:
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         store.save_items([_item(1, "WeChat changes its privacy settings"),
                           _item(2, "Alipay raises limits for foreign cards")], NOW)
         assert {o for o, _ in _build(project, store).values()} == {"created"}
@@ -58,7 +58,7 @@ def test_unchanged_rebuild_rewrites_nothing_and_reports_unchanged(project: Path)
 
 
 def test_a_changed_guide_template_or_news_item_is_never_skipped(project: Path) -> None:
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         store.save_items([_item(1, "WeChat changes its privacy settings")], NOW)
         _build(project, store)
 
@@ -84,7 +84,7 @@ def test_a_changed_guide_template_or_news_item_is_never_skipped(project: Path) -
 
 
 def test_a_hand_edited_draft_is_looked_at_not_skipped(project: Path) -> None:
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         store.save_items([_item(1, "WeChat changes its privacy settings")], NOW)
         _build(project, store)
         path = project / "output" / "wechat-encryption.md"
@@ -102,7 +102,7 @@ def test_a_hand_edited_draft_is_looked_at_not_skipped(project: Path) -> None:
 
 
 def test_force_rebuilds_even_when_nothing_changed(project: Path) -> None:
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         _build(project, store)
         path = project / "output" / "mobile-payments.md"
         path.write_text(path.read_text(encoding="utf-8").replace("# Paying", "# Reviewer says: Paying", 1),

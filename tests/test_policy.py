@@ -8,14 +8,17 @@ from pipeline.build import write_draft
 from pipeline.drafts import DraftFile, blank_regions, compose_draft_text, read_draft, split_draft
 from pipeline.policy import (
     RegionOutcome,
-    after_change,
     decide_regions,
+    hold_for_approval,
+    judge_status,
     merge3_lines,
     merge_body,
     merge_front_matter,
     review_status,
+    voucher,
     whole_region,
 )
+from pipeline.state import Approval, Change, DraftState
 
 PATH = Path("output/x.md")
 NEW = {"context": "new context", "further-reading": "new list"}
@@ -172,10 +175,49 @@ def test_status_is_read_leniently_and_unknown_values_protect_the_draft() -> None
     assert status == "approved" and note is not None and "'final'" in note
 
 
-def test_a_change_to_an_approved_draft_sends_it_back_to_in_review() -> None:
-    text, notes = after_change(PATH, "approved", "title: T\nstatus: approved\n")
-    assert text == "title: T\nstatus: in-review\n" and "back to in-review" in notes[0]
-    assert after_change(PATH, "in-review", "status: in-review\n") == ("status: in-review\n", ())
+def test_an_approved_draft_stays_approved_through_feed_changes_and_records_each() -> None:
+    last = DraftState(regions=LAST, approved=Approval("t0", "approved text"))
+    changed = {"further-reading": ("🔸 A\n\n🔸 B", "🔸 C\n\n🔸 A")}
+    judged = judge_status(PATH, "approved", "status: approved\n", last, "now text", changed,
+                          {"further-reading": "feed"}, "t1")
+    assert judged.front_matter_text == "status: approved\n" and judged.notes == ()
+    assert judged.approved == Approval("t0", "approved text")  # the text as approved, not as now
+    assert judged.changes == (Change("t1", "further-reading", "1 story added, 1 story dropped"),)
+
+
+def test_a_change_to_our_prose_sends_an_approved_draft_back_with_one_note() -> None:
+    last = DraftState(regions=LAST, approved=Approval("t0", "x"), changes_since_approval=(Change("t0", "r", "s"),))
+    changed = {"further-reading": ("a", "b"), "context": ("c", "d")}
+    judged = judge_status(PATH, "approved", "status: approved\n", last, "x", changed,
+                          {"further-reading": "feed", "context": "ours"}, "t1")
+    assert judged.front_matter_text == "status: in-review\n"
+    assert judged.approved is None and judged.changes == ()
+    assert judged.notes == (f"{PATH}: was approved; its AI-drafted context changed, so it is back to in-review",)
+
+
+def test_an_approval_first_seen_is_recorded_as_the_text_before_the_run_and_cleared_when_left() -> None:
+    judged = judge_status(PATH, "approved", "fm", DraftState(regions=LAST), "text before", {}, {}, "t1")
+    assert judged.approved == Approval("t1", "text before") and judged.changes == ()
+    left = judge_status(PATH, "in-review", "fm", DraftState(approved=Approval("t0", "x")), "y", {}, {}, "t1")
+    assert left.approved is None
+
+
+def test_who_vouches_for_each_region() -> None:
+    by_model = {"ai": {"context": {"status": "drafted"}}}
+    assert voucher("further-reading", by_model) == "feed"
+    assert voucher("context", {}) == "feed"  # the template restating the list
+    assert voucher("context", {"ai": {"context": {"status": "fallback"}}}) == "feed"
+    assert voucher("context", by_model) == "ours"
+    assert voucher("some-guide-region", {}) == "ours"
+
+
+def test_in_an_approved_draft_the_context_moves_only_with_the_list() -> None:
+    on_disk = {"context": "c", "further-reading": "l"}
+    plan = decide_regions(PATH, {"context": "c2", "further-reading": "l"}, on_disk, on_disk)
+    held = hold_for_approval(plan, on_disk)
+    assert held.write == {"further-reading": "l"} and "context" in held.kept and "context" not in held.remember
+    moving = decide_regions(PATH, {"context": "c2", "further-reading": "l2"}, on_disk, on_disk)
+    assert hold_for_approval(moving, on_disk) == moving
 
 
 # -- write ---------------------------------------------------------------------------------------

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FeedServer, Route, write_feeds
+from conftest import FeedServer, Route, project_store, write_feeds
 from pipeline.drafts import blank_regions, read_draft, set_front_matter_key
-from pipeline.store import open_store
 from review_support import (
     EPOCH,
     NEW_STORY,
@@ -81,6 +80,7 @@ def test_refresh_leaves_a_draft_whose_regions_come_out_the_same_untouched(
     assert payments_after is not None and payments_after.front_matter["lastmod"] == "2025-03-01T14:00:00Z"
 
 
+@pytest.mark.both_backends
 def test_unchanged_feeds_answer_304_and_are_not_parsed_again(built: Path, feed_server: FeedServer) -> None:
     first_run = len(feed_server.requests)
     # Same ETags, but bodies that would fail to parse: a 304 must mean nothing is read again.
@@ -94,7 +94,7 @@ def test_unchanged_feeds_answer_304_and_are_not_parsed_again(built: Path, feed_s
     second = feed_server.requests[first_run:]
     assert sorted(r.path for r in second) == ["/pay.xml", "/privacy.xml"]
     assert {r.headers.get("if-none-match") for r in second} == {'"pay-1"', '"privacy-1"'}
-    with open_store(built / "pipeline.sqlite3") as store:
+    with project_store(built) as store:
         assert {state.last_status for state in store.feed_states().values()} == {"304"}
 
 
@@ -244,6 +244,7 @@ def test_refresh_with_feeds_file_listing_nothing_still_refreshes_from_the_store(
     assert result.stderr == ""
 
 
+@pytest.mark.both_backends
 def test_done_when_scenario(project: Path, feed_server: FeedServer) -> None:
     """Issue 3's "Done when", end to end with feeds on 127.0.0.1."""
     serve_feeds(project, feed_server)
@@ -271,7 +272,7 @@ def test_done_when_scenario(project: Path, feed_server: FeedServer) -> None:
     assert f"🔸 {NEW_STORY.headline}" in draft.regions["further-reading"]
     privacy_requests = [r for r in feed_server.requests[seen:] if r.path == "/privacy.xml"]
     assert [r.headers.get("if-none-match") for r in privacy_requests] == ['"privacy-1"']
-    with open_store(project / "pipeline.sqlite3") as store:
+    with project_store(project) as store:
         assert store.feed_state(feed_server.url("/privacy.xml")).last_status == "304"
     for edit in reviewer_edits:
         assert edit in draft.text

@@ -21,10 +21,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE
+from conftest import FIXTURE, project_store
 from pipeline.drafts import blank_regions, read_draft
 from pipeline.models import Item
-from pipeline.store import open_store
 from review_support import EPOCH, draft_path, run
 
 SLUG = "mobile-payments"
@@ -52,7 +51,7 @@ step = st.one_of(
 
 
 def _store_items(root: Path, items: list[Item], epoch: int) -> None:
-    with open_store(root / "pipeline.sqlite3") as store:
+    with project_store(root) as store:
         store.save_items(items, dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +15,16 @@ from hypothesis import strategies as st
 
 from pipeline.cli import cli
 from pipeline.models import Guide, Item
-from pipeline.select import headline_key, relevance, select_further_reading
+from pipeline.select import (
+    ENOUGH_EVIDENCE,
+    KEYWORD_IN_HEADLINE,
+    KEYWORD_IN_SUMMARY,
+    PHRASE_IN_HEADLINE,
+    SHARED_TAG,
+    headline_key,
+    relevance,
+    select_further_reading,
+)
 
 NOW = dt.datetime(2026, 3, 6, 0, 0, tzinfo=dt.timezone.utc)
 TODAY = NOW.date()
@@ -82,14 +92,51 @@ def test_most_relevant_first_then_most_recent() -> None:
     assert chosen == [two_hits_old, one_hit_new, one_hit_mid]
 
 
-def test_items_matching_nothing_are_not_listed_but_a_shared_feed_tag_counts() -> None:
-    unrelated = item("Stock markets rally", source="A", feed="https://feeds.example/markets")
-    tagged = item("City opens new metro line", source="B", feed="https://feeds.example/tech")
+def test_a_shared_feed_tag_alone_is_no_evidence_it_only_breaks_ties() -> None:
+    tech = "https://feeds.example/tech"
+    tags = {tech: ("privacy",), "https://feeds.example/markets": ("money",)}
     g = guide(tags=("privacy",))
-    tags = {"https://feeds.example/tech": ("privacy",), "https://feeds.example/markets": ("money",)}
-    assert select_further_reading([unrelated, tagged], g, NOW, tags) == [tagged]
-    assert relevance(tagged, g, tags[tagged.feed_url]) == 1
-    assert relevance(item("WeChat privacy"), g) == 4
+    tagged_only = item("City opens new metro line", source="B", feed=tech)
+    assert select_further_reading([tagged_only], g, NOW, tags) == []  # an empty slot beats an unrelated story
+    assert relevance(tagged_only, g, tags[tech]) == 0
+    newer = item("WeChat adds stickers", source="A", date=days_ago(0), feed="https://feeds.example/markets")
+    older_tagged = item("WeChat adds themes", source="C", date=days_ago(2), feed=tech)
+    assert select_further_reading([newer, older_tagged], guide(count=1, tags=("privacy",)), NOW, tags) == [older_tagged]
+    assert relevance(older_tagged, g, tags[tech]) == relevance(newer, g) + SHARED_TAG
+
+
+def test_the_summary_counts_for_less_than_the_headline() -> None:
+    in_headline = item("WeChat changes sticker store", source="A", date=days_ago(3))
+    one_in_summary = Item(**{**vars(item("Messaging apps change", source="B")), "summary": "WeChat is one of them."})
+    two_in_summary = Item(**{**vars(item("Apps change settings", source="C", date=days_ago(5))),
+                             "summary": "WeChat moves its privacy page."})
+    g = guide()
+    assert relevance(in_headline, g) == KEYWORD_IN_HEADLINE == ENOUGH_EVIDENCE
+    assert relevance(two_in_summary, g) == 2 * KEYWORD_IN_SUMMARY == ENOUGH_EVIDENCE
+    assert relevance(one_in_summary, g) == 0  # a lone passing mention is not evidence enough
+    assert select_further_reading([one_in_summary, two_in_summary, in_headline], g, NOW) == [in_headline, two_in_summary]
+
+
+def test_phrases_exclude_and_require_steer_a_guide() -> None:
+    g = Guide(slug="v", path=Path("v.md"), title="Visas", keywords=("visa",), phrases=("residence permit",),
+              exclude=("visa card", "mastercard"), require=())
+    permit = item("Residence permits now issued in 7 days", source="A")
+    split = item("Permit rules for residence halls", source="B")
+    card = item("Visa card fees fall", source="C")
+    visa = item("Visa-free entry extended", source="D")
+    assert relevance(permit, g) == PHRASE_IN_HEADLINE and relevance(split, g) == 0  # permits is permit; a phrase is whole
+    assert relevance(card, g) == 0  # vetoed
+    assert relevance(visa, g) == KEYWORD_IN_HEADLINE
+    strict = Guide(slug="v", path=Path("v.md"), title="V", keywords=("visa",), require=("student",))
+    assert relevance(visa, strict) == 0
+    assert relevance(item("Student visa interviews resume"), strict) == KEYWORD_IN_HEADLINE
+
+
+def test_plural_stems_match_both_ways() -> None:
+    g = guide(keywords=("permits", "policy"))
+    assert relevance(item("New permit rule"), g) == KEYWORD_IN_HEADLINE
+    assert relevance(item("Policies for permits"), g) == 2 * KEYWORD_IN_HEADLINE
+    assert relevance(item("Bus news"), guide(keywords=("bu",))) == 0  # "bus" keeps its s
 
 
 def test_keywords_match_whole_words_regardless_of_case_and_punctuation() -> None:
@@ -244,10 +291,15 @@ def rules_as_written(items: list[Item], guide: Guide, now: dt.datetime, feed_tag
     fresh = [i for i in items if i.date is not None and oldest <= i.date <= latest and i.url.startswith("http")]
     stories: dict[str, Item] = {}
     best: dict[str, int] = {}
+    words: dict[str, set[str]] = {}  # the copies of a story are one article: vetoes look at all of them
+    unsteered = replace(guide, exclude=(), require=())
     for i in sorted(fresh, key=lambda i: (i.date, i.feed_url, i.guid)):
         stories.setdefault(i.url, i)
-        best[i.url] = max(best.get(i.url, 0), relevance(i, guide, feed_tags.get(i.feed_url, ())))
-    ranked = sorted((i for url, i in stories.items() if best[url] > 0),
+        best[i.url] = max(best.get(i.url, 0), relevance(i, unsteered, feed_tags.get(i.feed_url, ())))
+        words.setdefault(i.url, set()).update(headline_key(f"{i.headline} {i.summary}").split())
+    vetoed = {url for url, held in words.items()
+              if any(w in held for w in guide.exclude) or not all(w in held for w in guide.require)}
+    ranked = sorted((i for url, i in stories.items() if best[url] > 0 and url not in vetoed),
                     key=lambda i: (-best[i.url], -i.date.toordinal(), headline_key(i.headline), i.url))
     unique = [i for n, i in enumerate(ranked)
               if headline_key(i.headline) not in {headline_key(j.headline) for j in ranked[:n]}]
@@ -270,19 +322,29 @@ WORDS = ["WeChat", "wechat", "data", "protection", "Alipay", "visa", "rent", "ne
                        st.sampled_from(["A", "a", "B", "C"]),  # source
                        st.integers(-3, 40),  # days ago
                        st.integers(0, 6),  # link: few, so feeds share stories
-                       st.sampled_from(["f1", "f2", "f3"])),  # feed
+                       st.sampled_from(["f1", "f2", "f3"]),  # feed
+                       st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join)),  # summary
              max_size=30),
     st.lists(st.sampled_from(WORDS + ["data protection", "", "!!"]), max_size=4),
+    st.lists(st.sampled_from(["data protection", "alipay", "visa"]), max_size=2),  # phrases
+    st.lists(st.sampled_from(["rent", "news"]), max_size=1),  # exclude
+    st.lists(st.sampled_from(["wechat", "data"]), max_size=1),  # require
     st.lists(st.sampled_from(["privacy", "money", "china"]), max_size=2),
     st.integers(1, 5),
     st.integers(1, 30),
 )
 # A keyword outranks a shared feed tag, however new the tagged story is.
-@example(rows=[("news", "A", 1, 0, "f1"), ("wechat", "B", 5, 1, "f3")], keywords=["wechat"], tags=["privacy"],
-         count=1, max_age=30)
-def test_the_indexed_selection_chooses_what_the_rules_say(rows, keywords, tags, count, max_age) -> None:
+@example(rows=[("news", "A", 1, 0, "f1", ""), ("wechat", "B", 5, 1, "f3", "")], keywords=["wechat"], phrases=[],
+         exclude=[], require=[], tags=["privacy"], count=1, max_age=30)
+# A copy holding an excluded word (in its summary) vetoes its story, whatever the other copies say.
+@example(rows=[("wechat", "A", 1, 0, "f1", ""), ("wechat data", "B", 2, 0, "f2", "rent")], keywords=["wechat"],
+         phrases=[], exclude=["rent"], require=[], tags=[], count=1, max_age=30)
+def test_the_indexed_selection_chooses_what_the_rules_say(rows, keywords, phrases, exclude, require, tags, count,
+                                                          max_age) -> None:
     items = [Item(feed_url=feed, guid=f"g{n}", headline=headline, source=source, date=days_ago(age),
-                  url=f"https://news.example/{link}") for n, (headline, source, age, link, feed) in enumerate(rows)]
-    chosen_guide = guide(count=count, max_age_days=max_age, keywords=tuple(keywords), tags=tuple(tags))
+                  url=f"https://news.example/{link}", summary=summary)
+             for n, (headline, source, age, link, feed, summary) in enumerate(rows)]
+    chosen_guide = replace(guide(count=count, max_age_days=max_age, keywords=tuple(keywords), tags=tuple(tags)),
+                           phrases=tuple(phrases), exclude=tuple(exclude), require=tuple(require))
     feed_tags = {"f1": ("privacy",), "f2": ("money", "china"), "f3": ()}
     assert select_further_reading(items, chosen_guide, NOW, feed_tags) == rules_as_written(items, chosen_guide, NOW, feed_tags)

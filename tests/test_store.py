@@ -81,34 +81,36 @@ def test_a_batch_with_one_bad_row_saves_nothing(store_location: str) -> None:
         assert store.items() == []
 
 
-STEP_2 = Step(2, "a test table and column", sql=("CREATE TABLE IF NOT EXISTS notes (slug TEXT PRIMARY KEY, body TEXT)",),
-              add_columns=(("items", "summary", "TEXT"),))
+NEXT = migrations.latest() + 1  # a step this pipeline does not have yet
+STEP_NEXT = Step(NEXT, "a test table and column",
+                 sql=("CREATE TABLE IF NOT EXISTS notes (slug TEXT PRIMARY KEY, body TEXT)",),
+                 add_columns=(("items", "test_note", "TEXT"),))
 
 
 def test_a_new_step_upgrades_an_old_store_in_place_and_an_older_pipeline_refuses_it(
         store_location: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with open_store(store_location) as store:
         store.save_items([item("kept", dt.date(2026, 3, 1))], NOW)
-    monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, STEP_2))
+    monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, STEP_NEXT))
     with open_store(store_location) as store:
         assert [i.guid for i in store.items()] == ["kept"]
         assert "notes" in store.tables()
         columns, rows = store.dump("items")
-        assert "summary" in columns and rows[0][columns.index("summary")] is None
+        assert "test_note" in columns and rows[0][columns.index("test_note")] is None
     with open_store(store_location) as store:  # a second open finds nothing to do
         assert store.row_count("items") == 1
     monkeypatch.undo()
-    with pytest.raises(StoreError, match=r"written by a newer pipeline \(store version 2, this one knows 1\)"):
+    with pytest.raises(StoreError, match=rf"written by a newer pipeline \(store version {NEXT}, this one knows {NEXT - 1}\)"):
         open_store(store_location)
 
 
 def test_a_step_that_fails_leaves_the_store_at_its_old_version(
         store_location: str, monkeypatch: pytest.MonkeyPatch) -> None:
     open_store(store_location).close()
-    broken = Step(2, "fails half way", sql=("CREATE TABLE IF NOT EXISTS notes (slug TEXT)", "NOT SQL AT ALL"))
+    broken = Step(NEXT, "fails half way", sql=("CREATE TABLE IF NOT EXISTS notes (slug TEXT)", "NOT SQL AT ALL"))
     monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, broken))
     with pytest.raises(StoreError):
         open_store(store_location)
     monkeypatch.undo()
-    with open_store(store_location) as store:  # still version 1, and the first statement was undone
+    with open_store(store_location) as store:  # still the old version, and the first statement was undone
         assert "notes" not in store._tables()  # type: ignore[attr-defined]
