@@ -1,7 +1,7 @@
 """pipeline: news feeds + long-lived guides -> review-ready Markdown drafts.
 
 The stages, in order: config -> fetch -> extract -> store -> update -> select -> guides -> render
--> drafts -> build -> check, with assist (LangChain) optional. Everything a caller needs is named
+-> drafts -> build (review policies in policy, merge state in state) -> check, with assist (LangChain) optional. Everything a caller needs is named
 here; each name is imported from its stage on first use, so `import pipeline` (and the CLI's
 start-up) stays cheap.
 """
@@ -28,6 +28,7 @@ _EXPORTS = {
     "select_further_reading": "select",
     "load_guide": "guides",
     "build_drafts": "build", "set_status": "build",
+    "DraftState": "state", "Approval": "state", "Change": "state", "load_state": "state",
     "check_files": "check",
     "project_lock": "lock",
 }

@@ -51,6 +51,7 @@ from .policy import (
     merge_front_matter,
     review_status,
 )
+from .publish import follow_status, publish_keys
 from .select import Candidates, select_further_reading
 from .state import (
     STATE_DIR,
@@ -369,13 +370,30 @@ def _update(
                     skeleton=last.skeleton if regions_only else generation.skeleton,
                     approved=judged.approved, changes_since_approval=judged.changes)
 
-    if front.text == existing.front_matter_text and body.body == existing.body:
+    fm_text, new_body = existing.front_matter_text, existing.body
+    if front.text != existing.front_matter_text or body.body != existing.body:
+        fm_text = set_front_matter_key(judged.front_matter_text, "lastmod", draft.front_matter["lastmod"])
+        new_body = body.body
+    return _finish(slug, path, existing, fm_text, new_body, state, (*notes, *judged.notes))
+
+
+def _finish(slug: str, path: Path, existing: DraftFile, fm_text: str, body: str, state: DraftState,
+            notes: tuple[str, ...]) -> DraftReport:
+    """Write the draft (and its state) when anything changed; publishing follows whatever status it now
+    has: set by hand, or sent back by this run."""
+    fm_text = follow_status(fm_text, existing.front_matter if fm_text == existing.front_matter_text else None)
+    if fm_text == existing.front_matter_text and body == existing.body:
         save_state(path.parent, slug, replace(state, draft_sha256=text_sha256(existing.text)))
-        return DraftReport(slug, path, "unchanged", tuple(notes))
-    fm_text = set_front_matter_key(judged.front_matter_text, "lastmod", draft.front_matter["lastmod"])
-    if not write_draft(path, existing, existing.with_changes(fm_text, body.body), state):
+        return DraftReport(slug, path, "unchanged", notes)
+    if not write_draft(path, existing, existing.with_changes(fm_text, body), state):
         return _changed_meanwhile(slug, path)
-    return DraftReport(slug, path, "updated", (*notes, *judged.notes))
+    return DraftReport(slug, path, "updated", notes)
+
+
+def _published_text(existing: DraftFile) -> str:
+    """The draft's text with `draft`/`published` in step with its status."""
+    fm_text = follow_status(existing.front_matter_text, existing.front_matter)
+    return existing.text if fm_text == existing.front_matter_text else existing.with_changes(fm_text, existing.body)
 
 
 def _left_whole(path: Path, existing: DraftFile, last: DraftState | None, status: Status, at: str, *,
@@ -386,9 +404,18 @@ def _left_whole(path: Path, existing: DraftFile, last: DraftState | None, status
     if last is None or not last.has_record:
         return NO_RECORD.format(path=path)
     if status == "approved" and not regions_only:
-        _note_approval(path, existing, last, at)
+        _note_approval(path, existing, last, at)  # as the reviewer approved it; publishing follows
+        if not _publish_as_status(path, existing):
+            return f"{path}: changed on disk while the pipeline worked on it; left alone until the next run"
         return f"{path}: approved; body left alone (use --force to regenerate)"
     return None
+
+
+def _publish_as_status(path: Path, existing: DraftFile) -> bool:
+    """Bring `draft`/`published` in step with a status set by hand; False when a reviewer saved the
+    file meanwhile (it is left alone)."""
+    text = _published_text(existing)
+    return text == existing.text or write_draft(path, existing, text)
 
 
 def _changes(existing: DraftFile, plan: RegionPlan, fm_text: str) -> dict[str, tuple[str, str]]:
@@ -424,6 +451,7 @@ def _write_whole(slug: str, path: Path, generation: Generation, existing: DraftF
         front["date"] = existing.front_matter.get("date", front["date"])
         status, _ = review_status(existing.front_matter)
         front["status"] = "in-review" if status == "approved" else status
+        front.update(publish_keys(front["status"]))
         # Same text but for lastmod is no change: lastmod moves only when something else did.
         same = dict(front, lastmod=existing.front_matter.get("lastmod", front["lastmod"]))
         if compose_draft_text(same, draft.body) == existing.text:
@@ -489,14 +517,19 @@ def set_status(path: Path, status: str, now: dt.datetime | None = None) -> bool:
     if existing is None:
         raise DraftError(path, "no such draft; run `pipeline build` first")
     last = load_state(path.parent, path.stem) or DraftState()
-    if existing.front_matter.get("status") == status:
+    moved = existing.front_matter.get("status") != status
+    fm_text = set_front_matter_key(existing.front_matter_text, "status", status) if moved else existing.front_matter_text
+    fm_text = follow_status(fm_text, {**existing.front_matter, "status": status})  # publishing follows status
+    if fm_text == existing.front_matter_text:
         if status == "approved" and last.approved is None:  # approved by hand: recorded now
             approved = _approval(last, existing.text, now)
             save_state(path.parent, path.stem, replace(approved, draft_sha256=text_sha256(existing.text)))
         return False
-    fm_text = set_front_matter_key(existing.front_matter_text, "status", status)
     text = existing.with_changes(fm_text, existing.body)
-    state = _approval(last, text, now) if status == "approved" else replace(last, approved=None, changes_since_approval=())
+    if status != "approved":
+        state = replace(last, approved=None, changes_since_approval=()) if moved else last
+    else:
+        state = _approval(last, text, now) if moved or last.approved is None else last
     if not write_draft(path, existing, text, state):
         raise DraftError(path, "changed on disk while its status was set; run the command again")
     return True

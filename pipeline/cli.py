@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .config import Settings, load_feeds, load_settings, now_utc
+from .config import Settings, is_project, load_feeds, load_settings, not_a_project, now_utc
 from .errors import LockHeld, PipelineError
 from .models import STATUSES, Problem
 
@@ -55,13 +55,26 @@ class Context:
             self._settings = load_settings(self._root)
         return self._settings
 
+    def require_project(self) -> None:
+        """No store or lock file is ever made in a folder that is not a project (a wrong --root)."""
+        settings = self.settings
+        if self.root_given and not settings.store_path.exists() and not is_project(settings.root):
+            raise not_a_project(settings.root)
+
     @property
     def store(self) -> Any:
         if self._store is None:
             from .store import open_store
 
+            self.require_project()
             self._store = open_store(self.settings.store_location)
         return self._store
+
+    def lock(self, wait_seconds: float = 10.0) -> Any:
+        from .lock import run_lock
+
+        self.require_project()
+        return run_lock(self.settings, wait_seconds)
 
     def close(self) -> None:
         if self._store is not None:
@@ -71,7 +84,8 @@ class Context:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pipeline")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Project folder (default: the nearest folder with sources/ or pyproject.toml).")
+              help="Project folder (default: like git, the nearest folder at or above the current one holding "
+                   "sources/feeds.toml or a pyproject.toml with [tool.pipeline]).")
 @click.pass_context
 def cli(ctx: click.Context, root: Path | None) -> None:
     """Turn news feeds and guides into review-ready Markdown drafts.
@@ -102,13 +116,41 @@ def _fetch(obj: Context, quiet: bool = False) -> Any:
     finally:
         if progress:
             progress.__exit__(None, None, None)
-    for feed in report.feeds:
-        if feed.message and feed.status != "skipped":  # a backed-off feed shows in `pipeline sources`
-            warn(f"feed {feed.url}: {feed.message}")
-        if feed.moved_to:
-            warn(f"feed {feed.url} moved permanently to {feed.moved_to}; update sources/feeds.toml "
-                 "to the new url (its stored items follow it)")
     return report
+
+
+def _none_fetched(report: Any) -> bool:
+    return bool(report is not None and report.feeds and not report.succeeded and report.failed)
+
+
+def _approved_again(condition: Any) -> bool:
+    """A revoked approval stays open until the draft is approved again (or is gone)."""
+    from .drafts import read_draft
+    from .publish import is_published
+
+    try:
+        draft = read_draft(Path(condition.subject))
+    except PipelineError:
+        return False
+    return draft is None or is_published(draft.front_matter.get("status", "draft"))
+
+
+def _speak(obj: Context, run: Any, *, everything: bool) -> Any:
+    """Print what needs a person and keep the ledger: a quiet run (cron) says only what is new or changed.
+
+    A person running build or fetch sees every condition the run found; the ledger then knows they were
+    said, so cron does not say them again.
+    """
+    from .conditions import reconcile
+
+    result = reconcile(obj.store.conditions(), run, now_utc().isoformat(timespec="seconds"),
+                       sticky_over=_approved_again)
+    obj.store.save_conditions(result.opened, result.closed)
+    news = {condition.key for condition in result.news}
+    for key, line in run.lines.items():
+        if everything or key in news:
+            click.echo(line, err=True)
+    return result
 
 
 # Every command that writes waits for another run's lock: cron's refresh and an editor's build meet.
@@ -132,18 +174,21 @@ def fetch(obj: Context, quiet: bool, lock_wait: float) -> None:
     \b
         pipeline fetch && pipeline items --json | head
     """
-    from .lock import run_lock
+    from .conditions import Findings, feed_findings
 
     load_feeds(obj.settings.sources_path)  # a bad feeds.toml stops here, before anything is written
-    with run_lock(obj.settings, lock_wait):
+    with obj.lock(lock_wait):
         report = _fetch(obj, quiet)
+        run = Findings()
+        feed_findings(run, report.feeds)
+        _speak(obj, run, everything=True)
     if not quiet:
         click.echo(
             f"fetched {len(report.feeds)} feeds: {len(report.succeeded)} ok "
             f"({sum(1 for f in report.feeds if f.status == 'not-modified')} not modified), "
             f"{len(report.failed)} failed, {report.new_items} new items"
         )
-    if report.feeds and not report.succeeded and report.failed:
+    if _none_fetched(report):
         raise click.ClickException("no feed could be fetched; check the network and sources/feeds.toml")
 
 
@@ -174,62 +219,95 @@ def items(obj: Context, as_json: bool, feed_url: str | None, limit: int | None) 
 
 def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...], regions_only: bool,
                quiet: bool, lock_wait: float = 10.0) -> Any:
+    """Fetch, build, then say what needs a person: everything found (a person), or what is new (quiet)."""
     from .build import build_drafts
-    from .lock import run_lock
+    from .conditions import Findings, ai_kinds, draft_findings, draft_kind, feed_findings, note_subject
 
     settings = obj.settings
     feeds = load_feeds(settings.sources_path)
-    with run_lock(settings, lock_wait):
+    run = Findings()
+    with obj.lock(lock_wait):
         fetch_report = None
         if not offline:
             fetch_report = _fetch(obj)  # a progress bar appears only when stderr is a terminal
-            if fetch_report.feeds and not fetch_report.succeeded and fetch_report.failed:
-                warn("no feed could be fetched; building from the items already stored")
-        drafter = None
+            feed_findings(run, fetch_report.feeds)
+            run.look("sources/feeds.toml")
+            if _none_fetched(fetch_report):
+                run.add("sources/feeds.toml", "none-fetched", "no feed could be fetched; building from the items "
+                                                              "already stored")
+        drafter: Any = None
         if settings.model:
             from .assist import context_drafter
 
-            drafter = context_drafter(settings, obj.store, warn)
+            def model_note(note: str) -> None:
+                run.add(note_subject(note), draft_kind(note), note)
+
+            model = context_drafter(settings, obj.store, model_note)
+
+            def drafter(guide: Any, *args: Any, **kwargs: Any) -> Any:
+                run.look(str(guide.path), ai_kinds)  # its model notes are looked for only when it is drafted
+                return model(guide, *args, **kwargs)
+
         report = build_drafts(settings, obj.store, feeds, now_utc(), force=force, only=only or None,
                               regions_only=regions_only, context_drafter=drafter)
-        if drafter is not None and hasattr(drafter, "summary"):
-            summary = drafter.summary()
-            if summary:
-                click.echo(summary, err=quiet)
-    for draft in report.drafts:
-        for note in draft.notes:
-            if draft.failed:
-                click.echo(f"error: {note}", err=True)
-            else:
-                warn(note)
-    return report, fetch_report
+        draft_findings(run, report.drafts)
+        spoken = _speak(obj, run, everything=not quiet)
+        if drafter is not None:
+            _model_summary(model, quiet)
+    return report, fetch_report, spoken
+
+
+def _model_summary(model: Any, quiet: bool) -> None:
+    """The model's usage: always for a person; for cron only when the model was actually called."""
+    summary = model.summary() if hasattr(model, "summary") else None
+    called = getattr(getattr(model, "assistant", None), "calls", 0)
+    if summary and (not quiet or called):
+        click.echo(summary, err=quiet)
 
 
 @cli.command()
 @click.option("--offline", is_flag=True, help="Do not fetch; build from the items already stored.")
 @click.option("--force", is_flag=True, help="Regenerate drafts, replacing hand edits and approved drafts.")
 @_LOCK_WAIT
-@click.argument("slugs", nargs=-1)
+@click.argument("slugs", nargs=-1, metavar="[SLUG|GUIDE_PATH]...")
 @click.pass_obj
 @handle_errors
 def build(obj: Context, offline: bool, force: bool, lock_wait: float, slugs: tuple[str, ...]) -> None:
     """Write review-ready drafts to output/ from templates/guides/ and stored news.
 
     Fetches feeds first unless --offline (a failed fetch only warns). Reviewer edits are merged,
-    never lost; a conflict leaves the draft untouched and exits 1.
+    never lost; a conflict leaves the draft untouched and exits 1. A guide is named by its slug or
+    its path (templates/guides/SLUG.md); none means every guide.
 
     Example:
 
     \b
         pipeline build --offline wechat-encryption
+        pipeline build templates/guides/mobile-payments.md
     """
-    report, _ = _run_build(obj, offline=offline, force=force, only=slugs, regions_only=False, quiet=False,
-                           lock_wait=lock_wait)
+    only = tuple(_guide_slug(obj, given) for given in slugs)
+    report, _, _ = _run_build(obj, offline=offline, force=force, only=only, regions_only=False, quiet=False,
+                              lock_wait=lock_wait)
     counts = ", ".join(f"{report.count(o)} {o}" for o in ("created", "updated", "unchanged", "kept", "conflict", "error")
                        if report.count(o))
     click.echo(f"built {len(report.drafts)} drafts in {obj.settings.output_dir}: {counts or 'nothing to do'}")
     if report.failed:
         raise click.ClickException(f"{len(report.failed)} draft(s) could not be built; see the errors above")
+
+
+def _guide_slug(obj: Context, given: str) -> str:
+    """A slug as it is; a guide's path (templates/guides/SLUG.md, as a shell completes it) becomes its slug."""
+    if not given.endswith(".md") and "/" not in given and "\\" not in given:
+        return given
+    from .errors import GuideError
+
+    path = Path(given)
+    if not path.is_absolute() and obj.root_given and not path.exists():
+        path = obj.settings.root / path  # an explicit --root applies to PATH too, as for `status`
+    guides_dir = obj.settings.guides_dir.resolve()
+    if path.suffix != ".md" or path.resolve().parent != guides_dir:
+        raise GuideError(path, f"not a guide; guides are {guides_dir}/SLUG.md (pass that path or the SLUG)")
+    return path.stem
 
 
 @cli.command()
@@ -240,9 +318,10 @@ def build(obj: Context, offline: bool, force: bool, lock_wait: float, slugs: tup
 def refresh(obj: Context, force: bool, lock_wait: float) -> None:
     """Fetch feeds and update only the Further Reading parts of existing drafts (for cron).
 
-    Quiet unless something needs a person. Exit status: 0 done (some feeds may have failed, with
-    warnings); 1 nothing could be fetched or a draft could not be written. When another run holds
-    the lock it waits briefly, then exits 0 saying so.
+    Quiet unless something new needs a person: each condition is said on the run that finds it and
+    again only when it changes (`pipeline status` lists the open ones). Exit status: 0 done (some
+    feeds may have failed); 1 nothing could be fetched or a draft could not be written. When another
+    run holds the lock it waits briefly, then exits 0 saying so.
 
     Example:
 
@@ -251,15 +330,21 @@ def refresh(obj: Context, force: bool, lock_wait: float) -> None:
         */30 * * * * cd /srv/guides && .venv/bin/pipeline refresh  # crontab
     """
     try:
-        report, fetch_report = _run_build(obj, offline=False, force=force, only=(), regions_only=True, quiet=True,
-                                          lock_wait=lock_wait)
+        report, fetch_report, spoken = _run_build(obj, offline=False, force=force, only=(), regions_only=True,
+                                                  quiet=True, lock_wait=lock_wait)
     except LockHeld as exc:
         click.echo(f"refresh skipped: {exc.message}", err=True)
         return
+    # The exit status always says a person must act; the line only comes with news, as cron mails stderr.
+    said = {condition.subject for condition in spoken.news}
     if report.failed:
-        raise click.ClickException(f"{len(report.failed)} draft(s) could not be refreshed; see the errors above")
-    if fetch_report is not None and fetch_report.feeds and not fetch_report.succeeded and fetch_report.failed:
-        raise click.ClickException("no feed could be fetched; drafts were refreshed from stored items")
+        if any(str(draft.path) in said for draft in report.failed):
+            raise click.ClickException(f"{len(report.failed)} draft(s) could not be refreshed; see the errors above")
+        sys.exit(1)
+    if _none_fetched(fetch_report):
+        if "sources/feeds.toml" in said:
+            raise click.ClickException("no feed could be fetched; drafts were refreshed from stored items")
+        sys.exit(1)
 
 
 @cli.command()
@@ -393,26 +478,63 @@ def _excluded_links(obj: Context) -> frozenset[str]:
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("status", type=click.Choice(STATUSES))
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.argument("status", type=click.Choice(STATUSES), required=False)
+@click.option("--json", "as_json", is_flag=True, help="With no STATUS: print JSON instead of text.")
 @click.pass_obj
 @handle_errors
-def status(obj: Context, path: Path, status: str) -> None:
-    """Set a draft's review status: draft -> in-review -> approved.
+def status(obj: Context, path: Path | None, status: str | None, as_json: bool) -> None:
+    """Set a draft's review status (draft -> in-review -> approved), or list every draft's.
+
+    With no PATH: every draft with its status, what changed since it was approved, and the conditions
+    still open (what cron reported once and a person has not dealt with yet). With PATH alone: that draft.
 
     Example:
 
     \b
         pipeline status output/wechat-encryption.md approved
+        pipeline status
     """
-    from .build import set_status
-    from .lock import run_lock
-
-    if not path.is_absolute() and obj.root_given:
+    if path is not None and not path.is_absolute() and obj.root_given:
         path = obj.settings.root / path  # an explicit --root applies to PATH too
-    with run_lock(obj.settings):  # never between a refresh's read and its write
+    if status is None:
+        _list_status(obj, path, as_json)
+        return
+    from .build import set_status
+
+    assert path is not None  # click fills PATH before STATUS
+    with obj.lock():  # never between a refresh's read and its write
         changed = set_status(path, status)
     click.echo(f"{path}: status {status}" + ("" if changed else " (unchanged)"))
+
+
+def _list_status(obj: Context, only: Path | None, as_json: bool) -> None:
+    from .overview import overview
+
+    settings = obj.settings
+    conditions = obj.store.conditions()
+    drafts, other = overview(settings.output_dir, conditions, only.resolve() if only is not None else None)
+    if as_json:
+        click.echo(json.dumps({
+            "drafts": [draft.as_json(str(_shown_path(draft.path))) for draft in drafts],
+            "open": [{"subject": c.subject, "kind": c.kind, "since": c.since, "message": c.message} for c in other],
+        }, ensure_ascii=False, indent=2))
+        return
+    if not drafts and only is None:
+        click.echo(f"no drafts in {_shown_path(settings.output_dir)}; run `pipeline build`")
+    for draft in drafts:
+        approved = f" (approved {draft.approved_at})" if draft.approved_at else ""
+        click.echo(f"{_shown_path(draft.path)}: {draft.status}{approved}")
+        if draft.problem:
+            click.echo(f"    problem: {draft.problem}")
+        for change in draft.changes:
+            click.echo(f"    changed since approval, {change.at}: {change.region}: {change.summary}")
+        for condition in draft.conditions:
+            click.echo(f"    open since {condition.since}: {condition.message}")
+    if other:
+        click.echo("other open conditions:")
+        for condition in other:
+            click.echo(f"    open since {condition.since}: {condition.message}")
 
 
 @cli.command()

@@ -61,18 +61,52 @@ class Settings:
         return self.root / ".pipeline.lock"
 
 
-def find_root(start: Path | None = None) -> Path:
-    """The nearest folder at or above `start` holding sources/ or pyproject.toml."""
+def _declares_pipeline(pyproject: Path) -> bool:
+    """True when pyproject.toml has a [tool.pipeline] table (a broken file still counts if it says so)."""
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    try:
+        return isinstance(tomllib.loads(text).get("tool", {}).get("pipeline"), dict)
+    except tomllib.TOMLDecodeError:
+        # load_settings names the syntax error; finding the project must not hide it.
+        return re.search(r"^\s*\[\s*tool\s*\.\s*pipeline\s*\]", text, re.MULTILINE) is not None
+
+
+def is_project(folder: Path) -> bool:
+    """A project folder holds sources/feeds.toml, or a pyproject.toml with [tool.pipeline]."""
+    return (folder / "sources" / "feeds.toml").is_file() or _declares_pipeline(folder / "pyproject.toml")
+
+
+def find_root(start: Path | None = None) -> Path | None:
+    """Like git: the nearest project folder at or above `start` (the current folder); None outside any."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "sources").is_dir() or (folder / "pyproject.toml").is_file():
+        if is_project(folder):
             return folder
-    return here
+    return None
+
+
+def not_a_project(folder: Path) -> ConfigError:
+    return ConfigError(folder, "not a pipeline project (no sources/feeds.toml, no [tool.pipeline] in "
+                               "pyproject.toml); nothing was created; pass --root with the project folder")
 
 
 def load_settings(root: Path | None = None) -> Settings:
-    """Read [tool.pipeline] from pyproject.toml, then let PIPELINE_* variables override it."""
-    root = find_root(root)
+    """Read [tool.pipeline] from pyproject.toml, then let PIPELINE_* variables override it.
+
+    `root` is the project folder as given (`--root`); without it the project is found by walking up
+    from the current folder, and outside any project this stops in one line naming --root.
+    """
+    if root is None:
+        found = find_root()
+        if found is None:
+            raise ConfigError(Path.cwd(), "not inside a pipeline project (no sources/feeds.toml, or pyproject.toml "
+                                          "with [tool.pipeline], here or in any folder above); cd into one or "
+                                          "pass --root PROJECT")
+        root = found
+    root = root.resolve()
     table: dict[str, object] = {}
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():

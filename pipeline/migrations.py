@@ -73,6 +73,20 @@ STEPS: tuple[Step, ...] = (
          add_columns=(("items", "summary", "TEXT"),)),
     Step(3, "items keep the publisher's site an aggregator names, to list the publisher's own copy",
          add_columns=(("items", "source_url", "TEXT"),)),
+    Step(
+        4,
+        "the condition ledger: what needs a person, since when, so cron reports each condition once",
+        sql=(
+            """CREATE TABLE IF NOT EXISTS conditions (
+                subject TEXT NOT NULL,   -- a draft's path or a feed's url
+                kind TEXT NOT NULL,      -- what is wrong: 'region-edited:context', 'failing', ...
+                message TEXT NOT NULL,   -- the line a person was shown
+                signature TEXT NOT NULL, -- the message with counters and times masked
+                since TEXT NOT NULL,     -- when a run first found it
+                PRIMARY KEY (subject, kind)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = STEPS[-1].version

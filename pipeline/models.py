@@ -189,3 +189,23 @@ class Problem:
         if self.severity == "warning":
             return f"{self.path}:{self.line}: {self.rule}: warning: {self.message}"
         return f"{self.path}:{self.line}: {self.rule}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Something that needs a person (a hand-edited region, a failing feed...), as the ledger keeps it.
+
+    Identity is (subject, kind): a draft's path or a feed's URL, and what is wrong with it. `signature`
+    is the message with its counters and times masked: a condition is reported again only when that
+    changes, never because a count moved on.
+    """
+
+    subject: str
+    kind: str
+    message: str
+    signature: str
+    since: str  # ISO time of the run that first found it
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.subject, self.kind)

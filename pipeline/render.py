@@ -185,7 +185,8 @@ def front_matter(
         "slug": guide.slug,
         "date": _stamp(created),
         "lastmod": _stamp(modified),
-        "draft": True,
+        "draft": True,  # Hugo's key: a new draft is not published ...
+        "published": False,  # ... nor for Jekyll; both follow status from here on (see publish.py)
         "status": STATUSES[0],  # a new draft starts at the beginning
         "description": guide.description,
         "audience": guide.audience,

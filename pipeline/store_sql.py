@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .errors import StoreError
 from . import migrations
 from .migrations import Step, tables_created
-from .models import FeedState, Item
+from .models import Condition, FeedState, Item
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -221,6 +221,25 @@ class SQLStore:
                    ON CONFLICT (key) DO UPDATE SET model = excluded.model, response = excluded.response,
                      created = excluded.created""",
                 (key, model, response, created.isoformat()),
+            )
+
+    # -- the condition ledger: what needs a person, reported once ----------------------------------
+
+    def conditions(self) -> list[Condition]:
+        rows = self._query("SELECT subject, kind, message, signature, since FROM conditions")
+        found = [Condition(row["subject"], row["kind"], row["message"], row["signature"], row["since"])
+                 for row in rows]
+        return sorted(found, key=lambda condition: (condition.since, condition.subject, condition.kind))
+
+    def save_conditions(self, opened: Iterable[Condition], closed: Iterable[tuple[str, str]]) -> None:
+        """Record conditions found (new or changed) and forget those that are over, in one transaction."""
+        with self.transaction():
+            self._executemany("DELETE FROM conditions WHERE subject = ? AND kind = ?", list(closed))
+            self._executemany(
+                """INSERT INTO conditions (subject, kind, message, signature, since) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (subject, kind) DO UPDATE SET message = excluded.message,
+                     signature = excluded.signature, since = excluded.since""",
+                [(c.subject, c.kind, c.message, c.signature, c.since) for c in opened],
             )
 
     # -- whole tables, for `pipeline store copy` ------------------------------------------------

@@ -54,6 +54,7 @@ LIQUID_FEED = """<?xml version="1.0" encoding="utf-8"?>
 
 def jekyll_build(tmp_path: Path, drafts: list[Path]) -> Path:
     site = tmp_path / "site"
+    shutil.rmtree(site, ignore_errors=True)
     (site / "_layouts").mkdir(parents=True)
     (site / "_config.yml").write_text(CONFIG, encoding="utf-8")
     (site / "_layouts" / "guide.html").write_text(LAYOUT, encoding="utf-8")
@@ -68,6 +69,16 @@ def jekyll_build(tmp_path: Path, drafts: list[Path]) -> Path:
     return site / "_site"
 
 
+def published(site: Path) -> list[str]:
+    """The guide pages a plain `jekyll build` published (no --drafts, no --unpublished)."""
+    return sorted(page.stem for page in site.glob("*.html"))
+
+
+def pipeline(project: Path, *args: str) -> None:
+    result = CliRunner().invoke(cli, ["--root", str(project), *args], env=ENV)
+    assert result.exit_code == 0, result.output
+
+
 def front_matter(path: Path) -> dict:
     text = path.read_text(encoding="utf-8")
     return yaml.safe_load(text[4:text.index("\n---\n")])
@@ -80,6 +91,8 @@ def test_jekyll_builds_our_drafts_with_front_matter_and_further_reading(
     result = CliRunner().invoke(cli, ["--root", str(project), "build"], env=ENV)
     assert result.exit_code == 0, result.output
     drafts = sorted((project / "output").glob("*.md"))
+    for draft in drafts:
+        pipeline(project, "status", str(draft), "approved")
 
     site = jekyll_build(tmp_path, drafts)
 
@@ -87,7 +100,7 @@ def test_jekyll_builds_our_drafts_with_front_matter_and_further_reading(
         meta = front_matter(draft)
         page = (site / f"{draft.stem}.html").read_text(encoding="utf-8")
         assert f'<h1 class="page-title">{meta["title"]}</h1>' in page
-        assert '<p class="status">draft</p>' in page
+        assert '<p class="status">approved</p>' in page
         assert "Further Reading</h2>" in page and "Disclaimer</h2>" in page
         for entry in meta["further_reading"]:
             headline = html.escape(entry["headline"], quote=False)
@@ -103,6 +116,7 @@ def test_liquid_in_feed_text_is_never_evaluated(tmp_path: Path, project: Path, f
     assert result.exit_code == 0, result.output
     draft = project / "output" / "wechat-encryption.md"
     assert front_matter(draft)["further_reading"][0]["source"] == "Liquid Wire"
+    pipeline(project, "status", str(draft), "approved")
 
     page = html.unescape((jekyll_build(tmp_path, [draft]) / "wechat-encryption.html").read_text(encoding="utf-8"))
     main = page[page.index("<main>"):page.index("</main>")]
@@ -110,3 +124,24 @@ def test_liquid_in_feed_text_is_never_evaluated(tmp_path: Path, project: Path, f
     assert "site.title" in main and "times: 7" in main and "assign x = 1" in main
     assert "Guides" not in main.replace("guides/", "")
     assert "49" not in main
+
+
+def test_a_plain_jekyll_build_publishes_exactly_the_approved_drafts(tmp_path: Path, project: Path,
+                                                                    feed_server) -> None:
+    serve_golden_feeds(feed_server, project)
+    pipeline(project, "build")
+    output = project / "output"
+    drafts = sorted(output.glob("*.md"))
+    assert published(jekyll_build(tmp_path, drafts)) == []  # nothing approved yet
+
+    pipeline(project, "status", str(output / "wechat-encryption.md"), "approved")  # by command
+    assert published(jekyll_build(tmp_path, drafts)) == ["wechat-encryption"]
+
+    other = output / "mobile-payments.md"  # by hand: the next refresh notices
+    other.write_text(other.read_text(encoding="utf-8").replace("status: draft", "status: approved"), encoding="utf-8")
+    pipeline(project, "refresh")
+    assert front_matter(other)["published"] is True and front_matter(other)["draft"] is False
+    assert published(jekyll_build(tmp_path, drafts)) == ["mobile-payments", "wechat-encryption"]
+
+    pipeline(project, "status", str(output / "wechat-encryption.md"), "draft")  # approval withdrawn
+    assert published(jekyll_build(tmp_path, drafts)) == ["mobile-payments"]

@@ -45,7 +45,8 @@ def test_capitalised_approved_status_keeps_the_body_on_build(built: Path) -> Non
     result = run(built, "build", "--offline")
 
     assert result.exit_code == 0, result.stderr
-    assert path.read_bytes() == before  # 'Approved' is approved: not merged silently
+    # 'Approved' is approved: not merged silently; only publishing follows the status set by hand.
+    assert path.read_bytes() == before.replace(b"\ndraft: true\npublished: false\n", b"\ndraft: false\npublished: true\n")
     assert f"{path}: approved; body left alone" in result.stderr
 
 

@@ -30,7 +30,7 @@ from pipeline.state import (
     state_path,
     text_sha256,
 )
-from review_support import NEW_STORY, draft_path, gain_story, run, serve_feeds
+from review_support import NEW_STORY, Story, draft_path, gain_story, run, serve_feeds
 
 GUIDE = Path("templates/guides/mobile-payments.md")
 GUIDE_LINE = "There are two main apps. Alipay is a standalone app run by Ant Group"
@@ -266,3 +266,24 @@ def test_two_clones_share_drafts_and_state_through_git_and_lose_no_word(
     assert "no record" not in built_b.stderr
     assert built_b.stderr.replace(str(b), "X") == built_a.stderr.replace(str(a), "X")
     assert outputs(b) == outputs(a)
+
+
+def test_a_refresh_killed_between_its_draft_and_its_state_is_read_right_by_the_next(
+    built: Path, feed_server: FeedServer
+) -> None:
+    state_file = state_path(built / "output", "mobile-payments")
+    old_state = state_file.read_bytes()
+    gain_story(feed_server, NEW_STORY)
+    assert run(built, "refresh", epoch=1740830400 + 1800).stderr == ""
+    # As a kill between the two renames leaves it: the new draft, its state still staged, the old state.
+    state_file.rename(state_file.with_name("mobile-payments.json.pending"))
+    state_file.write_bytes(old_state)
+    gain_story(feed_server, Story("Alipay opens a help desk at Pudong airport", "alipay-desk", 0), etag='"pay-3"')
+
+    result = run(built, "refresh", epoch=1740830400 + 3600)
+
+    assert (result.exit_code, result.stderr) == (0, "")  # not taken for a hand edit
+    assert "Alipay opens a help desk" in draft_path(built).read_text(encoding="utf-8")
+    assert not state_file.with_name("mobile-payments.json.pending").exists()
+    assert load_state(built / "output", "mobile-payments").draft_sha256 == text_sha256(  # type: ignore[union-attr]
+        draft_path(built).read_text(encoding="utf-8"))
