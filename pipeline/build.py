@@ -383,7 +383,9 @@ def _finish(slug: str, path: Path, existing: DraftFile, fm_text: str, body: str,
     has: set by hand, or sent back by this run."""
     fm_text = follow_status(fm_text, existing.front_matter if fm_text == existing.front_matter_text else None)
     if fm_text == existing.front_matter_text and body == existing.body:
-        save_state(path.parent, slug, replace(state, draft_sha256=text_sha256(existing.text)))
+        # The draft is not ours to re-hash: its state changes only when what it records does, so a
+        # reviewer's edit and a run on another machine do not both touch the state in git.
+        save_state(path.parent, slug, state)
         return DraftReport(slug, path, "unchanged", notes)
     if not write_draft(path, existing, existing.with_changes(fm_text, body), state):
         return _changed_meanwhile(slug, path)
@@ -431,8 +433,7 @@ def _changes(existing: DraftFile, plan: RegionPlan, fm_text: str) -> dict[str, t
 def _note_approval(path: Path, existing: DraftFile, last: DraftState, at: str) -> None:
     """An approval set by hand since the last run is recorded, as the text the draft had."""
     if last.approved is None and last.has_record:
-        save_state(path.parent, path.stem, replace(last, approved=Approval(at, existing.text), changes_since_approval=(),
-                                                   draft_sha256=text_sha256(existing.text)))
+        save_state(path.parent, path.stem, replace(last, approved=Approval(at, existing.text), changes_since_approval=()))
 
 
 def _changed_meanwhile(slug: str, path: Path) -> DraftReport:
@@ -522,8 +523,7 @@ def set_status(path: Path, status: str, now: dt.datetime | None = None) -> bool:
     fm_text = follow_status(fm_text, {**existing.front_matter, "status": status})  # publishing follows status
     if fm_text == existing.front_matter_text:
         if status == "approved" and last.approved is None:  # approved by hand: recorded now
-            approved = _approval(last, existing.text, now)
-            save_state(path.parent, path.stem, replace(approved, draft_sha256=text_sha256(existing.text)))
+            save_state(path.parent, path.stem, _approval(last, existing.text, now))
         return False
     text = existing.with_changes(fm_text, existing.body)
     if status != "approved":

@@ -251,10 +251,21 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
         report = build_drafts(settings, obj.store, feeds, now_utc(), force=force, only=only or None,
                               regions_only=regions_only, context_drafter=drafter)
         draft_findings(run, report.drafts)
+        if not only:
+            _look_at_gone_drafts(obj, run)
         spoken = _speak(obj, run, everything=not quiet)
         if drafter is not None:
             _model_summary(model, quiet)
     return report, fetch_report, spoken
+
+
+def _look_at_gone_drafts(obj: Context, run: Any) -> None:
+    """A draft deleted (or its guide removed) has nothing left for a person to act on: its conditions end."""
+    output_dir = obj.settings.output_dir
+    for condition in obj.store.conditions():
+        path = Path(condition.subject)
+        if path.parent == output_dir and path.suffix == ".md" and not path.exists():
+            run.look(condition.subject, lambda kind: True)
 
 
 def _model_summary(model: Any, quiet: bool) -> None:

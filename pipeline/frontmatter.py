@@ -97,7 +97,12 @@ def _continues(line: str) -> bool:
 
 def _parsed_extent(fm_text: str, key: str) -> tuple[int, int] | None:
     """[start, end) lines of a key's block, from ruamel.yaml's round-trip parser."""
-    root = _round_trip().compose(fm_text)
+    from ruamel.yaml import YAMLError
+
+    try:
+        root = _round_trip().compose(fm_text)
+    except YAMLError:  # YAML 1.2 refusing what PyYAML (1.1) read: the scan is the best there is
+        return _scan_extent(fm_text.splitlines(keepends=True), key)
     for key_node, value_node in getattr(root, "value", None) or ():
         if getattr(key_node, "value", None) == key and isinstance(key_node.value, str):
             return key_node.start_mark.line, max(_last_line(value_node), key_node.end_mark.line) + 1

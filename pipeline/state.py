@@ -55,7 +55,7 @@ class DraftState:
     front_matter: dict[str, object] | None = None  # generated keys as last written; None: no record
     approved: Approval | None = None
     changes_since_approval: tuple[Change, ...] = ()
-    draft_sha256: str = ""  # the draft text this state belongs to ("\n" line ends)
+    draft_sha256: str = ""  # the draft text the pipeline last wrote with this state ("\n" line ends)
 
     @property
     def has_record(self) -> bool:

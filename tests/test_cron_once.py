@@ -189,3 +189,15 @@ def test_status_shows_what_changed_since_approval_and_when(built: Path, feed_ser
     text = run(built, "status").stdout
     assert "mobile-payments.md: approved (approved 2025-03-01T12:00:00Z)" in text
     assert "    changed since approval, 2025-03-01T12:30:00Z: further-reading: 1 story added" in text
+
+
+def test_the_conditions_of_a_deleted_draft_end_with_it(built: Path) -> None:
+    path = draft_path(built)
+    hand_edit(path)
+    assert "was edited by hand" in run(built, "refresh").stderr
+    guide = built / "templates" / "guides" / "mobile-payments.md"
+    guide.unlink()
+    path.unlink()
+    assert run(built, "refresh").stderr == ""
+    listed = listing(built)
+    assert listed["open"] == [] and all(d["open"] == [] for d in listed["drafts"])

@@ -287,3 +287,13 @@ def test_a_refresh_killed_between_its_draft_and_its_state_is_read_right_by_the_n
     assert not state_file.with_name("mobile-payments.json.pending").exists()
     assert load_state(built / "output", "mobile-payments").draft_sha256 == text_sha256(  # type: ignore[union-attr]
         draft_path(built).read_text(encoding="utf-8"))
+
+
+def test_a_reviewers_edit_leaves_the_state_untouched_so_git_sees_one_change(built: Path) -> None:
+    state_file = state_path(built / "output", "mobile-payments")
+    before = state_file.read_bytes()
+    edit(draft_path(built), REVIEWER_LINE, "Reviewer note. " + REVIEWER_LINE)
+
+    for command in ("refresh", "build"):
+        assert run(built, command).exit_code == 0
+        assert state_file.read_bytes() == before, command
