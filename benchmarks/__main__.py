@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .feedhosts import FeedHosts, loopback_aliases_work
+from .postgres import bench_postgres
 from .workload import make_project, write_feeds_toml
 
 BIN = Path(sys.executable).parent
@@ -247,15 +248,52 @@ def bench_scale(work: Path, guide_sizes: Sequence[int], feed_sizes: Sequence[int
     ]
 
 
+# -- link health (issue 14): checks of listed links, and none when every verdict is fresh --------
+
+_CHECK_LINKS = """
+import datetime as dt, json, sys, time
+from pipeline.linkcheck import check_links
+from pipeline.models import LinkCheck
+urls = sys.argv[1].split(",")
+now = dt.datetime.now(dt.timezone.utc)
+start = time.perf_counter()
+report = check_links(urls, {}, now, timeout=10.0, max_concurrency=64, per_host=2)
+wall = time.perf_counter() - start
+again = check_links(urls, report.checks, now + dt.timedelta(hours=1), timeout=10.0)
+ok = sum(1 for check in report.checks.values() if check.verdict == "ok")
+print(json.dumps({"wall": wall, "ok": ok, "again": len(again.checks)}))
+"""
+
+
+def bench_links(links: int = 300, hosts: int = 30, latency: float = 0.3) -> list[bool]:
+    """The checks run in their own process, as in `pipeline refresh`: the servers' threads here
+    would otherwise take turns with the checker for this interpreter's lock."""
+    import json
+
+    with FeedHosts(hosts=hosts, delay=latency, items=1) as served:
+        urls = served.urls(links)
+        child = run([sys.executable, "-c", _CHECK_LINKS, ",".join(urls)])
+        result = json.loads(child.output.strip().splitlines()[-1])
+        requests = served.requests
+    fresh_requests = requests - links
+    return [
+        line("links checked", f"{links} links on {hosts} hosts ({latency:.1f}s each, 2 per host): "
+             f"{result['wall']:.2f}s, {result['ok']} ok", "<= 2 s, every link ok",
+             result["wall"] <= 2.0 and result["ok"] == links),
+        line("fresh verdicts", f"{fresh_requests} link requests on a refresh an hour later "
+             f"({result['again']} checks)", "0 requests", fresh_requests == 0 and result["again"] == 0),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="Small sizes, one run each, no one-by-one fetch: a smoke test, not a measurement.")
-    parser.add_argument("--only", choices=["build", "fetch", "startup", "scale"], action="append",
-                        help="Run only these parts (repeatable).")
+    parser.add_argument("--only", choices=["build", "fetch", "startup", "scale", "postgres", "links"],
+                        action="append", help="Run only these parts (repeatable).")
     args = parser.parse_args(argv)
-    parts = set(args.only or ["build", "fetch", "startup", "scale"])
-    if "fetch" in parts or "scale" in parts:
+    parts = set(args.only or ["build", "fetch", "startup", "scale", "postgres", "links"])
+    if parts & {"fetch", "scale", "postgres", "links"}:
         if not loopback_aliases_work():
             print("cannot bind 127.0.0.2: the fetch benchmarks need loopback aliases (Linux has them)")
             return 2
@@ -272,6 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             results += bench_build(work, 20 if quick else 1000, 1 if quick else 3)
         if "fetch" in parts:
             results += bench_fetch(work, 8 if quick else 40, quick)
+        if "postgres" in parts:
+            results += bench_postgres(work, 20 if quick else 1000, 8 if quick else 40, 1 if quick else 3,
+                                      lambda command: run(command).wall, pipeline, line)
+        if "links" in parts:
+            results += bench_links()
         if "scale" in parts:
             results += bench_scale(work, (2, 5, 10) if quick else (10, 100, 1000, 10000),
                                    (2, 5, 10) if quick else (10, 100, 500))

@@ -33,7 +33,7 @@ from .drafts import (
 from .errors import DraftError, GuideError, PipelineError, StoreError
 from .fingerprint import BuildInputs, read_bytes
 from .guides import guide_paths, load_guide
-from .models import Draft, Feed, Guide, Item, Outcome
+from .models import Draft, Feed, Guide, Item, LinkVerdicts, Outcome
 from .policy import (
     FRONT_MATTER,
     REGION_FOLLOWS,
@@ -190,16 +190,18 @@ def build_drafts(
     only: Sequence[str] | None = None,
     regions_only: bool = False,
     context_drafter: ContextDrafter | None = None,
+    links: LinkVerdicts | None = None,
 ) -> BuildReport:
     """Render every guide and bring its draft up to date; one bad guide never stops the others.
 
-    Drafts and their states are written as a batch made durable with one sync (drafts.DraftBatch);
-    what follows a draft's write waits until the draft is in place. A draft a reviewer saved
-    meanwhile is left alone, and reported so.
+    `links` (from link health) names links never to list (dead) and links that moved (the entry
+    takes the new URL). Drafts and their states are written as a batch made durable with one sync
+    (drafts.DraftBatch); what follows a draft's write waits until the draft is in place. A draft a
+    reviewer saved meanwhile is left alone, and reported so.
     """
     with batched_writes() as batch:
         report = _build_drafts(settings, store, feeds, now, force=force, only=only, regions_only=regions_only,
-                               context_drafter=context_drafter)
+                               context_drafter=context_drafter, links=links)
         left = batch.commit()
     if not left:
         return report
@@ -217,6 +219,7 @@ def _build_drafts(
     only: Sequence[str] | None = None,
     regions_only: bool = False,
     context_drafter: ContextDrafter | None = None,
+    links: LinkVerdicts | None = None,
 ) -> BuildReport:
     try:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
@@ -247,7 +250,8 @@ def _build_drafts(
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
             if twin not in selections:
-                selections[twin] = windows[guide.max_age_days].select(guide, feed_tags)
+                chosen_now = windows[guide.max_age_days].select(guide, feed_tags, links.dead if links else ())
+                selections[twin] = links.follow(chosen_now) if links else chosen_now
             chosen = selections[twin]
             digest = inputs.draft(guide_path, chosen, _draft_bytes(settings, slug), guide_bytes)
             if not force and fingerprints.get(slug) == digest:

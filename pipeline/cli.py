@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -218,8 +219,9 @@ def items(obj: Context, as_json: bool, feed_url: str | None, limit: int | None) 
 
 
 def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...], regions_only: bool,
-               quiet: bool, lock_wait: float = 10.0) -> Any:
-    """Fetch, build, then say what needs a person: everything found (a person), or what is new (quiet)."""
+               quiet: bool, lock_wait: float = 10.0, check_links: bool = False) -> Any:
+    """Fetch, (refresh only) check listed links, build, then say what needs a person: everything found
+    (a person), or what is new (quiet)."""
     from .build import build_drafts
     from .conditions import Findings, ai_kinds, draft_findings, draft_kind, feed_findings, note_subject
 
@@ -248,8 +250,13 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
                 run.look(str(guide.path), ai_kinds)  # its model notes are looked for only when it is drafted
                 return model(guide, *args, **kwargs)
 
+        links = None
+        if check_links and not offline and settings.check_links:
+            from .linkcheck import link_health
+
+            links = link_health(settings, obj.store, now_utc(), warn)  # each says itself once
         report = build_drafts(settings, obj.store, feeds, now_utc(), force=force, only=only or None,
-                              regions_only=regions_only, context_drafter=drafter)
+                              regions_only=regions_only, context_drafter=drafter, links=links)
         draft_findings(run, report.drafts)
         if not only:
             _look_at_gone_drafts(obj, run)
@@ -323,12 +330,15 @@ def _guide_slug(obj: Context, given: str) -> str:
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Replace hand-edited Further Reading and context regions too.")
+@click.option("--offline", is_flag=True, help="Do not fetch feeds or check links; refresh from what is stored.")
 @_LOCK_WAIT
 @click.pass_obj
 @handle_errors
-def refresh(obj: Context, force: bool, lock_wait: float) -> None:
+def refresh(obj: Context, force: bool, offline: bool, lock_wait: float) -> None:
     """Fetch feeds and update only the Further Reading parts of existing drafts (for cron).
 
+    Checks the links drafts list (each at most once a day; `check_links = false` in [tool.pipeline]
+    turns it off): a dead story is dropped and its slot refilled, a moved one takes its new URL.
     Quiet unless something new needs a person: each condition is said on the run that finds it and
     again only when it changes (`pipeline status` lists the open ones). Exit status: 0 done (some
     feeds may have failed); 1 nothing could be fetched or a draft could not be written. When another
@@ -341,8 +351,8 @@ def refresh(obj: Context, force: bool, lock_wait: float) -> None:
         */30 * * * * cd /srv/guides && .venv/bin/pipeline refresh  # crontab
     """
     try:
-        report, fetch_report, spoken = _run_build(obj, offline=False, force=force, only=(), regions_only=True,
-                                                  quiet=True, lock_wait=lock_wait)
+        report, fetch_report, spoken = _run_build(obj, offline=offline, force=force, only=(), regions_only=True,
+                                                  quiet=True, lock_wait=lock_wait, check_links=True)
     except LockHeld as exc:
         click.echo(f"refresh skipped: {exc.message}", err=True)
         return
@@ -365,13 +375,19 @@ def refresh(obj: Context, force: bool, lock_wait: float) -> None:
 def sources(obj: Context, as_json: bool) -> None:
     """Show each feed's health: last success, status, items stored, failures in a row, last error.
 
+    Flags a feed that answers but has added no item for three times its usual interval, and one
+    whose items are dated in the future.
+
     Example:
 
     \b
         pipeline sources
     """
+    from .feedhealth import feed_flags
+
     feeds = load_feeds(obj.settings.sources_path)
     states = obj.store.feed_states()
+    now = now_utc()
     rows: list[dict[str, Any]] = []
     for feed in feeds:
         state = states.get(feed.url)
@@ -384,6 +400,7 @@ def sources(obj: Context, as_json: bool) -> None:
             "failures": state.consecutive_failures if state else 0,
             "retry_after": state.retry_after.strftime("%Y-%m-%d %H:%M") if state and state.retry_after else None,
             "last_error": state.last_error if state else None,
+            "flags": feed_flags(obj.store.items(feeds=[feed.url]), state, now),
         })
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -391,14 +408,21 @@ def sources(obj: Context, as_json: bool) -> None:
     header = f"{'':3}{'PUBLISHER':<24} {'LAST SUCCESS':<16} {'STATUS':<6} {'ITEMS':>5} {'FAILS':>5}  URL / LAST ERROR"
     click.echo(header)
     for row in rows:
-        failing = row["failures"] > 0
-        mark = click.style("!! ", fg="red", bold=True) if failing else "   "
-        line = (f"{mark}{row['publisher'][:24]:<24} {row['last_success'] or 'never':<16} "
-                f"{row['last_status'] or '-':<6} {row['items']:>5} {row['failures']:>5}  {row['url']}")
-        click.echo(click.style(line, fg="red") if failing else line)
-        if failing:
-            retry = f" (next try after {row['retry_after']} UTC)" if row["retry_after"] else ""
-            click.echo(click.style(f"{'':63}last error: {row['last_error']}{retry}", fg="red"))
+        _source_row(row)
+
+
+def _source_row(row: dict[str, Any]) -> None:
+    """One feed of `pipeline sources`: failing in red with its last error, flagged with its flags."""
+    failing = row["failures"] > 0
+    mark = click.style("!! ", fg="red", bold=True) if failing or row["flags"] else "   "
+    line = (f"{mark}{row['publisher'][:24]:<24} {row['last_success'] or 'never':<16} "
+            f"{row['last_status'] or '-':<6} {row['items']:>5} {row['failures']:>5}  {row['url']}")
+    click.echo(click.style(line, fg="red") if failing else line)
+    if failing:
+        retry = f" (next try after {row['retry_after']} UTC)" if row["retry_after"] else ""
+        click.echo(click.style(f"{'':63}last error: {row['last_error']}{retry}", fg="red"))
+    for flag in row["flags"]:
+        click.echo(click.style(f"{'':63}{flag}", fg="yellow"))
 
 
 @cli.group()
@@ -484,8 +508,42 @@ def explain(obj: Context, slug: str) -> None:
 
 
 def _excluded_links(obj: Context) -> frozenset[str]:
-    """Links selection must skip (dead ones): none until link health says otherwise."""
-    return frozenset()
+    """Links selection skips: the ones link health found dead."""
+    return frozenset(url for url, check in obj.store.link_checks().items() if check.verdict == "dead")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.pass_obj
+@handle_errors
+def links(obj: Context, as_json: bool) -> None:
+    """List every link the drafts' Further Reading lists, with its verdict and last check.
+
+    Verdicts come from `pipeline refresh`: ok, moved, unverified (kept), dead (dropped).
+
+    Example:
+
+    \b
+        pipeline links
+    """
+    from .linkcheck import listed_links
+
+    checks = obj.store.link_checks()
+    rows: list[dict[str, Any]] = []
+    for url, slugs in sorted(listed_links(obj.settings.output_dir).items()):
+        check = checks.get(url)
+        rows.append({"url": url, "drafts": list(slugs), "verdict": check.verdict if check else "unchecked",
+                     "last_check": check.checked_at.strftime("%Y-%m-%d %H:%M") if check else None,
+                     "status": check.status if check else None, "detail": check.detail if check else ""})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'VERDICT':<11} {'LAST CHECK':<16} {'DRAFTS':<24} URL / DETAIL")
+    for row in rows:
+        click.echo(f"{row['verdict']:<11} {row['last_check'] or 'never':<16} {', '.join(row['drafts'])[:24]:<24} "
+                   f"{row['url']}")
+        if row["detail"]:
+            click.echo(f"{'':53}{row['detail']}")
 
 
 @cli.command()
@@ -577,7 +635,12 @@ def check(obj: Context, paths: tuple[Path, ...], release: bool, output_format: s
         where = ", ".join(str(p) for p in paths) or str(_shown_path(settings.output_dir))
         click.echo(f"Error: {where}: no drafts (*.md) to check; run `pipeline build` first", err=True)
         sys.exit(2)  # a release gate that checked nothing must not pass
-    problems, errors = check_files(files, load_reference(settings.templates_dir), now_utc(), release=release)
+    from .guide_due import warnings_for_drafts
+
+    now = now_utc()
+    problems, errors = check_files(files, load_reference(settings.templates_dir), now, release=release)
+    problems += [replace(p, path=_shown_path(p.path)) for p in warnings_for_drafts(
+        files, settings.root, settings.guides_dir, _stored_items(obj), now.date(), release=release)]
     for error in errors:
         click.echo(f"Error: {error.message}", err=True)
     _print_problems(problems, output_format, f"checked {len(files) - len(errors)} draft(s)"
@@ -600,6 +663,51 @@ def _print_problems(problems: list[Problem], output_format: str, checked: str) -
     summary = f"{len(problems) - warnings} problem(s)" if len(problems) > warnings else "no problems"
     summary += f", {warnings} warning(s) (failures with --release)" if warnings else ""
     click.echo(f"{checked}: {summary}", err=True)
+
+
+def _has_store(obj: Context) -> bool:
+    """A store to read from: a server, or the SQLite file (which reading commands never create)."""
+    return bool(obj.settings.store) or obj.settings.store_path.exists()
+
+
+def _stored_items(obj: Context) -> list[Any]:
+    """Stored items, for guides' watch words; none when there is no store yet."""
+    return obj.store.items() if _has_store(obj) else []
+
+
+@cli.command()
+@click.option("--open", "open_browser", is_flag=True, help="Open the index in a web browser afterwards.")
+@click.option("--diff", "diff_slug", metavar="SLUG", default=None,
+              help="Print what changed in output/SLUG.md since it was approved, as a unified diff.")
+@click.pass_obj
+@handle_errors
+def review(obj: Context, open_browser: bool, diff_slug: str | None) -> None:
+    """Write the reviewers' pages to output/_review/: every draft as readers see it.
+
+    The index lists each draft's status, what needs a person, check problems, notes and last
+    change; each draft's page marks guide, feed and model text, shows problems at their lines and
+    the words changed since approval. Plain files: no server needed.
+
+    Example:
+
+    \b
+        pipeline review --open
+        pipeline review --diff wechat-encryption | less
+    """
+    from .review import approval_diff, write_site
+
+    settings = obj.settings
+    if diff_slug is not None:
+        click.echo(approval_diff(settings, diff_slug), nl=False)
+        return
+    ledger = obj.store.conditions() if _has_store(obj) else []
+    index = write_site(settings, now_utc(), _stored_items(obj), ledger)
+    click.echo(f"wrote {_shown_path(index)}")
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(index.resolve().as_uri()):
+            warn(f"no web browser could be started; open {index} yourself")
 
 
 @cli.command()

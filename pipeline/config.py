@@ -15,7 +15,7 @@ from .models import Feed
 from .urls import is_web_url
 
 FEED_KEYS = {"url", "publisher", "tags"}
-TOOL_KEYS = {"model", "max_concurrency", "per_host_concurrency", "timeout", "max_body_bytes", "store"}
+TOOL_KEYS = {"model", "max_concurrency", "per_host_concurrency", "timeout", "max_body_bytes", "store", "check_links"}
 SERVER_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -29,6 +29,7 @@ class Settings:
     per_host_concurrency: int = 2  # politeness: requests at once to one host
     timeout: float = 10.0  # seconds for connect and for each read
     max_body_bytes: int = 10 * 1024 * 1024  # compressed and decompressed body cap per feed
+    check_links: bool = True  # refresh checks the links drafts list (off: check_links = false)
     store: str | None = None  # a postgresql:// URL shared by a team; None means pipeline.sqlite3 here
 
     @property
@@ -135,9 +136,16 @@ def load_settings(root: Path | None = None) -> Settings:
             per_host_concurrency=int(str(table.get("per_host_concurrency", 2))),
             timeout=float(str(table.get("timeout", 10.0))),
             max_body_bytes=int(str(table.get("max_body_bytes", 10 * 1024 * 1024))),
+            check_links=_flag(table.get("check_links", True)),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(pyproject, f"[tool.pipeline] has a value of the wrong type ({exc})") from exc
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"check_links must be true or false, not {value!r}")
+    return value
 
 
 def _store_setting(table: dict[str, object], pyproject: Path) -> str | None:

@@ -294,8 +294,10 @@ class DraftBatch:
     disk after it was staged (a reviewer saved it meanwhile) is not replaced: their save wins.
     """
 
-    def __init__(self, limit: int = 1000) -> None:
-        self.limit = limit  # staged drafts that make the batch commit on its own: memory stays flat
+    def __init__(self, limit: int = 4000) -> None:
+        # Staged files (a draft and its state are two) that make the batch commit on its own, so
+        # memory stays flat: 2,000 drafts to a barrier.
+        self.limit = limit
         self._staged: dict[Path, _Staged] = {}
         self._left: dict[Path, tuple[Literal["kept", "error"], str]] = {}
 

@@ -17,10 +17,11 @@ import yaml
 from . import markdown
 from .errors import GuideError
 from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, split_front_matter
+from .guide_due import REVIEW_KEYS, review_fields, validate_review_keys
 from .models import SLUG, FaqEntry, Guide, Section
 
 GUIDE_KEYS = {"title", "description", "audience", "keywords", "tags", "phrases", "exclude", "require",
-              "further_reading"}
+              "further_reading", *REVIEW_KEYS}
 # Lists of words; each may be a short run of words ("wechat pay"), matched whole and case-blind.
 WORD_LIST_KEYS = ("keywords", "tags", "phrases", "exclude", "require")
 FURTHER_READING_KEYS = {"count", "max_age_days"}
@@ -92,6 +93,7 @@ def parse_guide(path: Path, text: str) -> Guide:
         faq=tuple(body.faq),
         conclusion=body.conclusion,
         checklist=body.checklist,
+        **review_fields(meta),
     )
 
 
@@ -216,6 +218,7 @@ def _front_matter(path: Path, source: str) -> dict:
         if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
             raise fail(key, f"{key!r} must be a list, e.g. {key}: [visa, study]")
         data[key] = [str(v).strip().lower() for v in value if str(v).strip()]
+    data.update(validate_review_keys(path, data, key_lines))
     _check_further_reading(path, data.get("further_reading", {}) or {}, key_lines)
     return data
 

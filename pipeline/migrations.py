@@ -87,6 +87,26 @@ STEPS: tuple[Step, ...] = (
             )""",
         ),
     ),
+    Step(5, "link health: the last verdict on each listed link, and every verdict as history",
+         sql=(
+             """CREATE TABLE IF NOT EXISTS link_checks (
+                 url TEXT PRIMARY KEY,
+                 verdict TEXT NOT NULL,
+                 checked_at TEXT NOT NULL,
+                 status INTEGER,
+                 detail TEXT NOT NULL DEFAULT '',
+                 moved_to TEXT,
+                 strikes INTEGER NOT NULL DEFAULT 0
+             )""",
+             """CREATE TABLE IF NOT EXISTS link_history (
+                 url TEXT NOT NULL,
+                 checked_at TEXT NOT NULL,
+                 verdict TEXT NOT NULL,
+                 status INTEGER,
+                 detail TEXT NOT NULL DEFAULT ''
+             )""",
+             "CREATE INDEX IF NOT EXISTS link_history_by_url ON link_history (url, checked_at)",
+         )),
 )
 
 SCHEMA_VERSION = STEPS[-1].version

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -119,6 +120,31 @@ class Item:
 
 
 @dataclass(frozen=True)
+class LinkCheck:
+    """The last verdict on one listed link; the store keeps every earlier one as history."""
+
+    url: str
+    verdict: str  # "ok", "moved", "unverified" (kept: not judged, or judged once), "dead" (dropped)
+    checked_at: dt.datetime  # by the pipeline's clock (SOURCE_DATE_EPOCH honoured)
+    status: int | None = None  # HTTP status, None when no answer came
+    detail: str = ""  # the reason in words, for `pipeline links`
+    moved_to: str | None = None  # a 301/308 target: the entry takes it
+    strikes: int = 0  # 404/410/soft-404 answers in a row
+
+
+@dataclass(frozen=True)
+class LinkVerdicts:
+    """What link health tells selection: links never to list (dead), and links listed under a new URL."""
+
+    dead: frozenset[str] = frozenset()
+    moved: tuple[tuple[str, str], ...] = ()  # (old url, new url)
+
+    def follow(self, items: Sequence[Item]) -> list[Item]:
+        moved = dict(self.moved)
+        return [replace(item, url=moved[item.url]) if item.url in moved else item for item in items]
+
+
+@dataclass(frozen=True)
 class Extraction:
     """What one feed document yielded. Lives here, not in `extract`, because it crosses from the
     parser processes back to the main one, which should not have to import feedparser to read it."""
@@ -162,6 +188,9 @@ class Guide:
     faq: tuple[FaqEntry, ...] = ()
     conclusion: str = ""
     checklist: tuple[str, ...] = ()
+    review_every_days: int | None = None  # `review_every: 180d`: an editor looks at it again this often
+    reviewed: dt.date | None = None  # when an editor last checked the guide's facts
+    watch: tuple[str, ...] = ()  # words that, in a story arriving after `reviewed`, call for a look
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ def project_key(database: str, schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+SCHEMA_LOCK_KEY = project_key("pipeline schema upgrade", "")  # not the run lock: a run opens the store under it
+
+
 class PostgresStore(SQLStore):
     """One connection to a PostgreSQL database; use as a context manager."""
 
@@ -128,7 +131,7 @@ class PostgresStore(SQLStore):
         with self.conn.transaction():
             # Held to the end of this transaction: a second process opening an old store waits here,
             # then re-reads the version and finds nothing left to do.
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (project_key("schema", "pipeline"),))
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             yield
 
     def _pg(self, sql: str) -> str:
@@ -140,6 +143,13 @@ class PostgresStore(SQLStore):
 
     def _execute(self, sql: str, params: Sequence[object] = ()) -> int:
         return int(self.conn.execute(self._pg(sql), tuple(params)).rowcount)
+
+    def _write_one(self, sql: str, params: Sequence[object] = ()) -> None:
+        # Autocommit: one statement is its own transaction, one round trip instead of three.
+        try:
+            self.conn.execute(self._pg(sql), tuple(params))
+        except self._psycopg.Error as exc:
+            raise self._failure(exc, "write failed") from exc
 
     def _executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         with self.conn.cursor() as cursor:
@@ -173,13 +183,12 @@ class PostgresStore(SQLStore):
         self._execute("INSERT INTO pipeline_schema (version) VALUES (?)", (version,))
 
     def _tables(self) -> set[str]:
-        rows = self.conn.execute("SELECT table_name FROM information_schema.tables "
-                                 "WHERE table_schema = current_schema()").fetchall()
+        rows = self._query("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
         return {row["table_name"] for row in rows}
 
     def _columns(self, table: str) -> set[str]:
-        rows = self.conn.execute("SELECT column_name FROM information_schema.columns "
-                                 "WHERE table_schema = current_schema() AND table_name = %s", (table,)).fetchall()
+        rows = self._query("SELECT column_name FROM information_schema.columns "
+                           "WHERE table_schema = current_schema() AND table_name = ?", (table,))
         return {row["column_name"] for row in rows}
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .errors import StoreError
 from . import migrations
 from .migrations import Step, tables_created
-from .models import Condition, FeedState, Item
+from .models import Condition, FeedState, Item, LinkCheck
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -105,21 +105,20 @@ class SQLStore:
         return {state.url: state for state in sorted(states, key=lambda s: s.url)}
 
     def save_feed_state(self, state: FeedState) -> None:
-        with self.transaction():
-            self._execute(
-                """INSERT INTO feeds (url, etag, last_modified, last_attempt, last_success, last_status,
-                                      last_error, consecutive_failures, retry_after, moved_to)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (url) DO UPDATE SET
-                     etag = excluded.etag, last_modified = excluded.last_modified,
-                     last_attempt = excluded.last_attempt, last_success = excluded.last_success,
-                     last_status = excluded.last_status, last_error = excluded.last_error,
-                     consecutive_failures = excluded.consecutive_failures,
-                     retry_after = excluded.retry_after, moved_to = excluded.moved_to""",
-                (state.url, state.etag, state.last_modified, _iso(state.last_attempt), _iso(state.last_success),
-                 state.last_status, state.last_error, state.consecutive_failures, _iso(state.retry_after),
-                 state.moved_to),
-            )
+        self._write_one(
+            """INSERT INTO feeds (url, etag, last_modified, last_attempt, last_success, last_status,
+                                  last_error, consecutive_failures, retry_after, moved_to)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (url) DO UPDATE SET
+                 etag = excluded.etag, last_modified = excluded.last_modified,
+                 last_attempt = excluded.last_attempt, last_success = excluded.last_success,
+                 last_status = excluded.last_status, last_error = excluded.last_error,
+                 consecutive_failures = excluded.consecutive_failures,
+                 retry_after = excluded.retry_after, moved_to = excluded.moved_to""",
+            (state.url, state.etag, state.last_modified, _iso(state.last_attempt), _iso(state.last_success),
+             state.last_status, _text(state.last_error), state.consecutive_failures, _iso(state.retry_after),
+             state.moved_to),
+        )
 
     def rename_feed(self, old_url: str, new_url: str) -> int:
         """Carry state and items over when a feed moved permanently; returns the items carried."""
@@ -140,8 +139,12 @@ class SQLStore:
     def save_items(self, items: Iterable[Item], seen_at: dt.datetime) -> int:
         """Insert new items and refresh known ones; first_seen never moves. Returns how many are new."""
         seen = seen_at.isoformat()
-        rows = [(item.feed_url, item.guid, item.headline, item.source, item.date.isoformat() if item.date else None,
-                 item.url, seen, item.summary, item.source_url, seen) for item in items]
+        # Feed text is untrusted: a NUL character, which PostgreSQL cannot store in text, is dropped on
+        # every backend, so both keep the same item.
+        rows = [(_text(item.feed_url), _text(item.guid), _text(item.headline), _text(item.source),
+                 item.date.isoformat() if item.date else None, _text(item.url), seen, _text(item.summary),
+                 _text(item.source_url), seen)
+                for item in items]
         if not rows:
             return 0
         with self.transaction():
@@ -179,6 +182,38 @@ class SQLStore:
         found.sort(key=lambda item: item.date is None)
         return found
 
+    # -- link health ---------------------------------------------------------------------------
+
+    def link_checks(self) -> dict[str, LinkCheck]:
+        """The last verdict on every link ever checked."""
+        rows = self._query("SELECT * FROM link_checks")
+        return {check.url: check for check in sorted(self._read(_link_check, rows), key=lambda c: c.url)}
+
+    def save_link_checks(self, checks: Iterable[LinkCheck]) -> None:
+        """Record new verdicts: each replaces the link's last one and joins its history."""
+        rows = list(checks)
+        if not rows:
+            return
+        with self.transaction():
+            self._executemany(
+                """INSERT INTO link_checks (url, verdict, checked_at, status, detail, moved_to, strikes)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET
+                     verdict = excluded.verdict, checked_at = excluded.checked_at, status = excluded.status,
+                     detail = excluded.detail, moved_to = excluded.moved_to, strikes = excluded.strikes""",
+                [(c.url, c.verdict, c.checked_at.isoformat(), c.status, c.detail, c.moved_to, c.strikes)
+                 for c in rows],
+            )
+            self._executemany(
+                "INSERT INTO link_history (url, checked_at, verdict, status, detail) VALUES (?, ?, ?, ?, ?)",
+                [(c.url, c.checked_at.isoformat(), c.verdict, c.status, c.detail) for c in rows],
+            )
+
+    def link_history(self, url: str) -> list[tuple[str, str, int | None]]:
+        """(checked_at, verdict, status) of every check of one link, oldest first."""
+        rows = self._query("SELECT checked_at, verdict, status FROM link_history WHERE url = ?", (url,))
+        return sorted((str(r["checked_at"]), str(r["verdict"]), r["status"]) for r in rows)
+
     # -- what was last generated, per draft ----------------------------------------------------
 
     def generated(self, slug: str) -> dict[str, str]:
@@ -201,12 +236,11 @@ class SQLStore:
 
     def save_fingerprint(self, slug: str, digest: str | None) -> None:
         """Remember a draft's fingerprint; None forgets it, so the draft is looked at next time."""
-        with self.transaction():
-            if digest is None:
-                self._execute("DELETE FROM fingerprints WHERE slug = ?", (slug,))
-            else:
-                self._execute("""INSERT INTO fingerprints (slug, digest) VALUES (?, ?)
-                                 ON CONFLICT (slug) DO UPDATE SET digest = excluded.digest""", (slug, digest))
+        if digest is None:
+            self._write_one("DELETE FROM fingerprints WHERE slug = ?", (slug,))
+        else:
+            self._write_one("""INSERT INTO fingerprints (slug, digest) VALUES (?, ?)
+                               ON CONFLICT (slug) DO UPDATE SET digest = excluded.digest""", (slug, digest))
 
     # -- model response cache ----------------------------------------------------------------
 
@@ -215,13 +249,12 @@ class SQLStore:
         return str(rows[0]["response"]) if rows else None
 
     def cache_response(self, key: str, model: str, response: str, created: dt.datetime) -> None:
-        with self.transaction():
-            self._execute(
-                """INSERT INTO model_cache (key, model, response, created) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (key) DO UPDATE SET model = excluded.model, response = excluded.response,
-                     created = excluded.created""",
-                (key, model, response, created.isoformat()),
-            )
+        self._write_one(
+            """INSERT INTO model_cache (key, model, response, created) VALUES (?, ?, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET model = excluded.model, response = excluded.response,
+                 created = excluded.created""",
+            (key, model, response, created.isoformat()),
+        )
 
     # -- the condition ledger: what needs a person, reported once ----------------------------------
 
@@ -289,6 +322,11 @@ class SQLStore:
         """Run one statement inside a transaction; returns the rows it changed."""
         raise NotImplementedError
 
+    def _write_one(self, sql: str, params: Sequence[object] = ()) -> None:
+        """One statement that is a write unit by itself (a backend may spare the BEGIN and COMMIT)."""
+        with self.transaction():
+            self._execute(sql, params)
+
     def _executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         raise NotImplementedError
 
@@ -313,6 +351,10 @@ class SQLStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+def _text(value: str | None) -> str | None:
+    return value.replace("\x00", "") if value and "\x00" in value else value
 
 
 def _feed_state(row: Row) -> FeedState:
@@ -342,4 +384,16 @@ def _item(row: Row) -> Item:
         first_seen=_parse_dt(row["first_seen"]),
         summary=row["summary"] or "",
         source_url=row["source_url"] or "",
+    )
+
+
+def _link_check(row: Row) -> LinkCheck:
+    return LinkCheck(
+        url=row["url"],
+        verdict=row["verdict"],
+        checked_at=dt.datetime.fromisoformat(row["checked_at"]),
+        status=row["status"],
+        detail=row["detail"] or "",
+        moved_to=row["moved_to"],
+        strikes=row["strikes"] or 0,
     )

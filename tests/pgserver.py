@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -110,4 +111,9 @@ class PgServer:
             self.stop()
         except RuntimeError:
             pass  # already stopped
+        except subprocess.TimeoutExpired:  # a machine too busy for pg_ctl: SIGQUIT is its immediate stop
+            try:
+                os.kill(int((self.data / "postmaster.pid").read_text().split()[0]), signal.SIGQUIT)
+            except (OSError, ValueError, IndexError):
+                pass
         shutil.rmtree(self.folder, ignore_errors=True)

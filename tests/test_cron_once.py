@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import Route
 from review_support import NEW_STORY, PAYMENT_STORIES, Story, draft_path, gain_story, rss, run
 
@@ -28,6 +30,7 @@ def listing(root: Path) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.both_backends
 def test_a_hand_edited_region_is_said_once_listed_while_open_and_said_again_when_it_returns(
         built: Path, feed_server) -> None:
     path = draft_path(built)
@@ -60,6 +63,7 @@ def test_a_person_running_build_still_sees_what_is_open_and_cron_does_not_repeat
     assert run(built, "refresh").stderr == ""
 
 
+@pytest.mark.both_backends
 def test_a_failing_feed_is_said_when_it_starts_failing_and_when_it_backs_off_not_on_every_run(
         built: Path, feed_server) -> None:
     feed_server.routes["/pay.xml"] = Route(b"oops", status=500)

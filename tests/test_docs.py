@@ -84,8 +84,9 @@ def test_no_function_in_the_package_is_above_complexity_20() -> None:
 
 
 def test_every_check_rule_is_in_the_readme_rule_table() -> None:
-    from pipeline import check, unfinished
+    from pipeline import check, guide_due, unfinished
 
     rules = {value for name, value in vars(check).items() if name.startswith("RULE_")} | set(unfinished.RULES)
+    rules |= {guide_due.RULE_DUE, guide_due.RULE_TIME_RELATIVE}  # found in guide files, for the drafts checked
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", README.split("## Release check", 1)[1], re.MULTILINE))
     assert rules == documented

@@ -50,7 +50,7 @@ def test_sources_json_has_every_field(project: Path, feed_server: FeedServer) ->
     assert list(rows) == [good, bad]
     assert rows[good] == {
         "publisher": "Pay News", "url": good, "last_success": "2025-03-01 12:00", "last_status": "200",
-        "items": 2, "failures": 0, "retry_after": None, "last_error": None,
+        "items": 2, "failures": 0, "retry_after": None, "last_error": None, "flags": [],
     }
     assert rows[bad]["last_success"] is None
     assert rows[bad]["last_status"] == "500"

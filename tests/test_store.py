@@ -73,6 +73,12 @@ def test_generated_parts_fingerprints_and_model_cache_are_kept(store_location: s
         assert store.cached_response("k") == "second" and store.cached_response("other") is None
 
 
+def test_a_nul_character_in_feed_text_is_dropped_alike_on_every_backend(store_location: str) -> None:
+    with open_store(store_location) as store:
+        assert store.save_items([item("g\x00", None, headline="Alipay\x00 news")], NOW) == 1
+        assert [(i.guid, i.headline) for i in store.items()] == [("g", "Alipay news")]
+
+
 def test_a_batch_with_one_bad_row_saves_nothing(store_location: str) -> None:
     bad = Item(FEED, "bad", None, "Pub", None, "https://news.example/bad")  # type: ignore[arg-type]
     with open_store(store_location) as store:
@@ -114,3 +120,17 @@ def test_a_step_that_fails_leaves_the_store_at_its_old_version(
     monkeypatch.undo()
     with open_store(store_location) as store:  # still the old version, and the first statement was undone
         assert "notes" not in store._tables()  # type: ignore[attr-defined]
+
+
+def test_the_condition_ledger_is_kept_alike_on_every_backend(store_location: str) -> None:
+    from pipeline.models import Condition
+
+    first = Condition("output/visa.md", "region-edited:context", "edited by hand", "edited by hand", "2026-03-01")
+    feed = Condition(FEED, "failing", "3 failures", "# failures", "2026-03-02")
+    with open_store(store_location) as store:
+        store.save_conditions([feed, first], [])
+        store.save_conditions([], [])  # nothing found, nothing over: nothing changes
+        assert store.conditions() == [first, feed]  # oldest first
+        store.save_conditions([Condition(FEED, "failing", "4 failures", "# failures", "2026-03-02")],
+                              [("output/visa.md", "region-edited:context")])
+        assert [(c.subject, c.message) for c in store.conditions()] == [(FEED, "4 failures")]
