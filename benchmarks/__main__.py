@@ -24,6 +24,10 @@ from .postgres import bench_postgres
 from .workload import make_project, write_feeds_toml
 
 BIN = Path(sys.executable).parent
+# The goals (issue 13 raised them from 5x, 3.0 ms measured and 20x).
+BUILD_FLOOR_RATIO = 3  # first build of 1,000 copies of one guide, against benchmarks/floor.py
+DISTINCT_MS_PER_GUIDE = 1.5  # first build of 1,000 different guides, start-up included
+FETCH_SPEEDUP = 30  # 40 feeds answering after 0.5 s each, against one at a time (40x is the limit)
 PIPELINE = str(BIN / "pipeline") if (BIN / "pipeline").exists() else None
 
 
@@ -101,15 +105,24 @@ def bench_build(work: Path, guides: int, repeats: int) -> list[bool]:
     share = second.wall / first.wall
     results = [
         line("1 build", f"{guides} guides {first.wall:.2f}s vs floor {floor_run.wall:.2f}s = {ratio:.1f}x",
-             "<= 5x floor", ratio <= 5),
+             f"<= {BUILD_FLOOR_RATIO}x floor", ratio <= BUILD_FLOOR_RATIO),
         line("2 unchanged rebuild", f"{second.wall:.2f}s = {share:.0%} of first build; {rewritten} files rewritten",
              "<= 20% of first, 0 rewritten", share <= 0.20 and rewritten == 0),
     ]
-    # Not a goal (goal 1 builds copies of one guide): what a site of different guides costs.
+    # Goal 1 builds copies of one guide; a site's guides differ, and then nothing can be shared.
     distinct_root = make_project(work / "distinct", guides, distinct=True)
-    distinct = run(pipeline("--root", str(distinct_root), "build", "--offline"))
-    print(f"info  {'1 distinct guides':<22} {guides} different guides {distinct.wall:.2f}s = "
-          f"{distinct.wall / floor_run.wall:.1f}x floor ({distinct.wall / guides * 1000:.2f} ms/guide)", flush=True)
+    distinct_pristine = work / "distinct-pristine.sqlite3"
+    shutil.copy(distinct_root / "pipeline.sqlite3", distinct_pristine)
+
+    def distinct_build() -> Run:
+        reset_build(distinct_root, distinct_pristine)
+        return run(pipeline("--root", str(distinct_root), "build", "--offline"))
+
+    distinct = best(repeats, distinct_build)
+    per_guide = distinct.wall / guides * 1000
+    results.append(line("1 distinct guides", f"{guides} different guides {distinct.wall:.2f}s = {per_guide:.2f} "
+                        f"ms/guide ({distinct.wall / floor_run.wall:.1f}x floor)",
+                        f"<= {DISTINCT_MS_PER_GUIDE} ms/guide", per_guide <= DISTINCT_MS_PER_GUIDE))
     return results
 
 
@@ -162,7 +175,8 @@ def bench_fetch(work: Path, feeds: int, quick: bool) -> list[bool]:
     speedup = serial_wall / concurrent.wall
     results = [
         line("3 fetch concurrency", f"{feeds} feeds x 0.5s: {concurrent.wall:.2f}s vs one-by-one "
-             f"{serial_wall:.2f}s{serial_note} = {speedup:.1f}x", ">= 20x faster", speedup >= 20),
+             f"{serial_wall:.2f}s{serial_note} = {speedup:.1f}x", f">= {FETCH_SPEEDUP}x faster",
+             speedup >= FETCH_SPEEDUP),
     ]
     if reader_wall is None:
         results.append(line("3 fetch vs reader", "reader not installed (pip install '.[bench]')",

@@ -1,11 +1,14 @@
-"""The floor for goal 1: render the same drafts' text through one Jinja2 template, write atomically.
+"""The floor for goal 1: the same drafts' bytes written to temp files, made durable with one sync of
+the filesystem, then renamed into place (and the folder synced so the renames last too).
 
 Run as its own process (`python -m benchmarks.floor SRC DEST`) so start-up counts, as it does for
-`pipeline build`. It does the least any builder must: read, render, write each file safely.
+`pipeline build`. It does the least any crash-safe builder must: read, render through one Jinja2
+template, write each file beside its place, one durability barrier, rename.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import tempfile
@@ -14,21 +17,33 @@ from pathlib import Path
 import jinja2
 
 
+def sync_filesystem(folder: Path) -> None:
+    """syncfs(2) on Linux (the pipeline's barrier too); os.sync() elsewhere."""
+    syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def main(source: Path, dest: Path) -> int:
     template = jinja2.Environment(keep_trailing_newline=True).from_string("{{ text }}")
     dest.mkdir(parents=True, exist_ok=True)
-    count = 0
+    staged: list[tuple[str, Path]] = []
     for path in sorted(source.glob("*.md")):
         text = template.render(text=path.read_text(encoding="utf-8"))
-        # Same durability as the pipeline's write_atomic: temp file, fsync, rename.
         fd, temp = tempfile.mkstemp(prefix=".floor-", suffix=".tmp", dir=dest)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, dest / path.name)
-        count += 1
-    return count
+        staged.append((temp, dest / path.name))
+    sync_filesystem(dest)
+    for temp, final in staged:
+        os.replace(temp, final)
+    sync_filesystem(dest)
+    return len(staged)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,14 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from .config import Settings, now_utc
 from .drafts import (
     DraftFile,
+    after_write,
+    batched_writes,
     blank_regions,
     compose_draft_text,
     fill_regions,
@@ -160,6 +163,13 @@ def _draft_bytes(settings: Settings, slug: str) -> bytes | None:
     return draft + b"\0" + (read_bytes(state_path(settings.output_dir, slug)) or b"")
 
 
+def _save_fingerprint(store: Store, settings: Settings, slug: str, inputs: BuildInputs, guide_path: Path,
+                      chosen: list[Item], guide_bytes: bytes | None, clean: bool) -> None:
+    # Only a clean outcome may be skipped next time: notes must keep reaching a person.
+    store.save_fingerprint(slug, inputs.draft(guide_path, chosen, _draft_bytes(settings, slug), guide_bytes)
+                           if clean else None)
+
+
 def _wanted_guide_paths(settings: Settings, only: Sequence[str] | None) -> tuple[list[Path], list[DraftReport]]:
     failures: list[DraftReport] = []
     if not settings.guides_dir.is_dir():  # a wrong --root or folder would otherwise "build 0 drafts" and pass
@@ -191,7 +201,32 @@ def build_drafts(
     """Render every guide and bring its draft up to date; one bad guide never stops the others.
 
     `links` (from link health) names links never to list (dead) and links that moved (the entry
-    takes the new URL)."""
+    takes the new URL). Drafts and their states are written as a batch made durable with one sync
+    (drafts.DraftBatch); what follows a draft's write waits until the draft is in place. A draft a
+    reviewer saved meanwhile is left alone, and reported so.
+    """
+    with batched_writes() as batch:
+        report = _build_drafts(settings, store, feeds, now, force=force, only=only, regions_only=regions_only,
+                               context_drafter=context_drafter, links=links)
+        left = batch.commit()
+    if not left:
+        return report
+    return BuildReport(tuple(DraftReport(d.slug, d.path, left[d.path][0], (f"{d.path}: {left[d.path][1]}",))
+                             if d.path in left else d for d in report.drafts))
+
+
+def _build_drafts(
+    settings: Settings,
+    store: Store,
+    feeds: Sequence[Feed],
+    now: dt.datetime,
+    *,
+    force: bool = False,
+    only: Sequence[str] | None = None,
+    regions_only: bool = False,
+    context_drafter: ContextDrafter | None = None,
+    links: LinkVerdicts | None = None,
+) -> BuildReport:
     try:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # e.g. a file named output, or a read-only project folder
@@ -254,12 +289,11 @@ def build_drafts(
                                      path, existing, last, force=force, regions_only=regions_only)
             report = _update(slug, path, generation, existing, last, listing, stamp(now), force=force,
                              regions_only=regions_only)
-            # Only a clean outcome may be skipped next time: notes must keep reaching a person. The
-            # selection fingerprinted is the one the next run makes from the choices written now.
+            # Only a clean outcome may be skipped next time. The selection fingerprinted is the one the
+            # next run makes from the reviewer choices written now.
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
-            store.save_fingerprint(slug, inputs.draft(guide_path, listing.selection, _draft_bytes(settings, slug),
-                                                      guide_bytes)
-                                   if clean else None)
+            after_write(path, partial(_save_fingerprint, store, settings, slug, inputs, guide_path, listing.selection,
+                                      guide_bytes, clean))
         except StoreError:
             raise  # the store is gone (e.g. the server stopped): stop the run, with one line
         except PipelineError as exc:
@@ -556,8 +590,8 @@ def write_draft(path: Path, existing: DraftFile | None, text: str, state: DraftS
         if pending is not None:
             discard_state(pending)
         raise
-    if pending is not None:
-        commit_state(path.parent, path.stem, pending)
+    if pending is not None:  # in a batch, once the draft is in place
+        after_write(path, partial(commit_state, path.parent, path.stem, pending))
     return True
 
 

@@ -7,18 +7,23 @@ once the draft exists.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from .errors import DraftError
 from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, replace_key, split_front_matter
+from .pause import pause_point
+from .yamlout import fast_dump
 
 TEMP_PREFIX = ".pipeline-"
 TEMP_SUFFIX = ".tmp"
@@ -37,12 +42,10 @@ class _Dumper(yaml.SafeDumper):
 
 
 def dump_yaml(data: dict[str, object]) -> str:
-    # A top-level key's block is the same bytes alone as inside the mapping, and most values repeat
-    # from draft to draft (dates, status, audience, tags, chosen stories): their YAML is cached, which
-    # halves the cost of writing thousands of drafts. Values JSON cannot carry exactly take the plain path.
-    if data and all(_json_exact(value) for value in data.values()):
-        return "".join(_dump_entry(key, json.dumps(value)) for key, value in data.items())
-    return _dump(data)
+    # Generated front matter is written by yamlout's fast path, byte for byte what the library writes;
+    # shapes it does not know take the library's whole path.
+    fast = fast_dump(data, _scalar)
+    return fast if fast is not None else _dump(data)
 
 
 def _dump(data: dict[str, object]) -> str:
@@ -50,20 +53,13 @@ def _dump(data: dict[str, object]) -> str:
                      width=4096)
 
 
-@lru_cache(maxsize=4096)
-def _dump_entry(key: str, value_json: str) -> str:
-    return _dump({key: json.loads(value_json)})
-
-
-def _json_exact(value: object) -> bool:
-    """True when a JSON round trip gives back the very same types and values."""
-    if value is None or type(value) in (str, int, bool):
-        return True
-    if type(value) is list:
-        return all(_json_exact(v) for v in value)
-    if type(value) is dict:
-        return all(type(k) is str and _json_exact(v) for k, v in value.items())
-    return False
+@lru_cache(maxsize=8192)
+def _scalar(text: str) -> str:
+    """One string as the library writes a mapping value (quoted, escaped); raises for several lines."""
+    line = _dump({"k": text})
+    if not line.startswith("k: ") or line.count("\n") != 1 or any(mark in line for mark in "\x85\u2028\u2029"):
+        raise ValueError(f"not a one-line scalar: {text!r}")
+    return line[3:-1]
 
 
 def compose_draft_text(front_matter: dict[str, object], body: str) -> str:
@@ -91,9 +87,9 @@ class DraftFile:
         return f"---\n{front_matter_text}---\n{self.gap}{body}"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a repeated key: YAML would keep the last silently, so `pipeline status`
-    could set one `status:` line while Hugo, Jekyll and `check` read another (Hugo refuses the file)."""
+class _UniqueKeys:
+    """Refuses a repeated key: YAML would keep the last silently, so `pipeline status` could set one
+    `status:` line while Hugo, Jekyll and `check` read another (Hugo refuses the file)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         first: dict[object, int] = {}
@@ -104,7 +100,26 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                         None, None, f"key {key_node.value!r} appears twice (first on line "
                         f"{first[key_node.value] + 2}); keep one", key_node.start_mark)
                 first[key_node.value] = key_node.start_mark.line
-        return super().construct_mapping(node, deep)
+        return super().construct_mapping(node, deep)  # type: ignore[misc]
+
+
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
+    """The pure-Python parser: its error messages are the ones a person reads."""
+
+
+_FastUniqueKeyLoader: type | None = None
+if getattr(yaml, "CSafeLoader", None) is not None:
+    class _FastUniqueKeyLoader(_UniqueKeys, yaml.CSafeLoader):  # type: ignore[no-redef]
+        """libyaml's parser, many times faster: every draft written is read back, thousands a build."""
+
+
+def _load_front_matter(fm_text: str) -> object:
+    if _FastUniqueKeyLoader is not None:
+        try:
+            return yaml.load(fm_text, Loader=_FastUniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        except yaml.YAMLError:
+            pass  # the pure-Python parser says what is wrong, in the words our messages use
+    return yaml.load(fm_text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
 
 
 def split_draft(path: Path, text: str) -> DraftFile:
@@ -119,7 +134,7 @@ def split_draft(path: Path, text: str) -> DraftFile:
         raise DraftError(path, "front matter is not closed by a '---' line", 1) from None
     fm_text = parts.yaml
     try:
-        data = yaml.load(fm_text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
+        data = _load_front_matter(fm_text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise DraftError(path, f"front matter is not valid YAML ({getattr(exc, 'problem', exc)})",
@@ -223,28 +238,227 @@ def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
 
 
 def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
-    """Write through a temp file in the same folder and rename: readers see old or new, never half."""
+    """Write through a temp file in the same folder and rename: readers see old or new, never half.
+
+    Inside `batched_writes()` the draft is staged instead, and replaced when the batch commits.
+    """
+    batch = _batch.get()
+    if batch is not None:
+        batch.stage(path, text, newline)
+        return
+    temp = _write_temp(path, text, newline, sync=True)
+    try:
+        pause_point(f"staged{path.suffix}")
+        os.replace(temp, path)
+    except BaseException as exc:
+        _unlink(temp)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from exc
+        raise
+    pause_point(f"renamed{path.suffix}")
+
+
+def unstage(path: Path) -> None:
+    """Forget a write staged for `path` in the current batch, if any (the file on disk is untouched)."""
+    batch = _batch.get()
+    if batch is not None:
+        batch.unstage(path)
+
+
+def after_write(path: Path, action: Callable[[], None]) -> None:
+    """Run `action` once the draft at `path` is in place: now, or when its batch commits (never, if
+    the batch leaves it alone).
+
+    What the store records about a draft must never run ahead of the file: a record of text that a
+    kill kept from reaching the disk would make the old draft look edited by hand.
+    """
+    batch = _batch.get()
+    if batch is None or not batch.then(path, action):
+        action()
+
+
+@dataclass
+class _Staged:
+    temp: Path
+    before: tuple[int, int, int] | None  # the file in place when staged (inode, size, mtime), None if none
+    actions: list[Callable[[], None]] = field(default_factory=list)
+
+
+class DraftBatch:
+    """Drafts written together, durable with one barrier instead of one per file.
+
+    Each draft is written to a temp file beside it; `commit()` makes them all durable with one sync
+    of the filesystem, renames each into place, then syncs the folders (so the renames last too).
+    Killed at any moment, every draft is the old file or the new one: temp files never replace a
+    draft before the sync, and the next run sweeps any left behind. A draft whose file changed on
+    disk after it was staged (a reviewer saved it meanwhile) is not replaced: their save wins.
+    """
+
+    def __init__(self, limit: int = 4000) -> None:
+        # Staged files (a draft and its state are two) that make the batch commit on its own, so
+        # memory stays flat: 2,000 drafts to a barrier.
+        self.limit = limit
+        self._staged: dict[Path, _Staged] = {}
+        self._left: dict[Path, tuple[Literal["kept", "error"], str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._staged)
+
+    def stage(self, path: Path, text: str, newline: str = "\n") -> None:
+        if len(self._staged) >= self.limit:
+            self._put_in_place()
+        temp = _write_temp(path, text, newline, sync=False)
+        earlier = self._staged.pop(path, None)
+        if earlier is not None:  # written twice in one batch: the later text wins
+            _unlink(earlier.temp)
+        self._staged[path] = _Staged(temp, _identity(path), earlier.actions if earlier else [])
+        pause_point(f"staged{path.suffix}")
+
+    def unstage(self, path: Path) -> None:
+        entry = self._staged.pop(path, None)
+        if entry is not None:
+            _unlink(entry.temp)
+
+    def then(self, path: Path, action: Callable[[], None]) -> bool:
+        """Hold `action` until the draft staged at `path` is in place; False when none is staged."""
+        entry = self._staged.get(path)
+        if entry is not None:
+            entry.actions.append(action)
+        return entry is not None
+
+    def commit(self) -> dict[Path, tuple[Literal["kept", "error"], str]]:
+        """Put every staged draft in place; {path: (outcome, why)} for those that were not: "kept" when
+        a reviewer saved it meanwhile, "error" when it could not be written
+        (since the batch began: a batch past its limit has committed on its own before)."""
+        self._put_in_place()
+        left, self._left = self._left, {}
+        return left
+
+    def _put_in_place(self) -> None:
+        staged, self._staged = self._staged, {}
+        if not staged:
+            return
+        left = self._left
+        _make_durable(list(staged.values()))
+        for path, entry in staged.items():
+            if _identity(path) != entry.before:
+                _unlink(entry.temp)
+                left[path] = ("kept", "changed on disk while the pipeline worked on it; left alone until the next run")
+                continue
+            try:
+                os.replace(entry.temp, path)
+            except OSError as exc:
+                _unlink(entry.temp)
+                left[path] = ("error", _unwritable_reason(path, exc))
+                continue
+            pause_point(f"renamed{path.suffix}")
+        _sync_folders({path.parent for path in staged if path not in left})
+        for path, entry in staged.items():
+            if path not in left:
+                for action in entry.actions:
+                    action()
+
+    def discard(self) -> None:
+        for entry in self._staged.values():
+            _unlink(entry.temp)
+        self._staged = {}
+
+
+_batch: ContextVar[DraftBatch | None] = ContextVar("draft_batch", default=None)
+
+
+@contextmanager
+def batched_writes() -> Iterator[DraftBatch]:
+    """Within the block, write_atomic() stages drafts in a DraftBatch; commit it before the block ends
+    (what is still staged at the end, e.g. after an error, is discarded: the old drafts stay)."""
+    batch = DraftBatch()
+    token = _batch.set(batch)
+    try:
+        yield batch
+    finally:
+        _batch.reset(token)
+        batch.discard()
+
+
+def _write_temp(path: Path, text: str, newline: str, *, sync: bool) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
-        raise DraftError(path, f"cannot be written ({exc.strerror or exc}); check that {path.parent} "
-                               "is writable and the disk has space") from exc
+        raise _unwritable(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
     except BaseException as exc:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
+        _unlink(temp)
         if isinstance(exc, OSError):
-            raise DraftError(path, f"cannot be written ({exc.strerror or exc}); check that {path.parent} "
-                                   "is writable and the disk has space") from exc
+            raise _unwritable(path, exc) from exc
         raise
+    return Path(temp)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _make_durable(entries: list[_Staged]) -> None:
+    """One sync of each filesystem holding the temp files (Linux syncfs); elsewhere, one fsync each."""
+    by_device = {folder.stat().st_dev: folder for folder in {entry.temp.parent for entry in entries}}
+    if all(_syncfs(folder) for folder in by_device.values()):
+        return
+    for entry in entries:
+        with open(entry.temp, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _syncfs(folder: Path) -> bool:
+    try:
+        import ctypes
+
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):  # not Linux (or not glibc): no syncfs
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+def _sync_folders(folders: set[Path]) -> None:
+    for folder in folders:
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # a filesystem that cannot sync a folder: the renames are as durable as it allows
+        finally:
+            os.close(fd)
+
+
+def _unlink(temp: Path | str) -> None:
+    try:
+        os.unlink(temp)
+    except FileNotFoundError:
+        pass
+
+
+def _unwritable(path: Path, exc: OSError) -> DraftError:
+    return DraftError(path, _unwritable_reason(path, exc))
+
+
+def _unwritable_reason(path: Path, exc: OSError) -> str:
+    return f"cannot be written ({exc.strerror or exc}); check that {path.parent} is writable and the disk has space"
 
 
 def remove_stale_temp_files(folder: Path) -> int:

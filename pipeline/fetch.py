@@ -150,58 +150,69 @@ def conditional_headers(state: FeedState | None) -> dict[str, str]:
 
 async def fetch_one(pools: _Pools, feed: Feed, state: FeedState | None, max_body_bytes: int) -> FetchResult:
     """GET one feed, following at most MAX_REDIRECTS redirects; never raises for network trouble."""
-    url = feed.url
-    permanent: str | None = None
-    all_permanent = True
-    headers = conditional_headers(state)
     try:
-        for _hop in range(MAX_REDIRECTS + 1):
-            async with pools.client(url) as client, client.stream("GET", url, headers=headers) as response:
-                if response.status_code in REDIRECTS and "location" in response.headers:
-                    target = urljoin(url, response.headers["location"])
-                    if not is_web_url(target):
-                        return FetchResult(feed, response.status_code,
-                                           error=f"redirect to a URL that cannot be fetched: {target[:200]!r}")
-                    all_permanent = all_permanent and response.status_code in PERMANENT
-                    if all_permanent:
-                        permanent = target
-                    url = target
-                    continue
-                response_headers = tuple((k.lower(), v) for k, v in response.headers.items())
-                if response.status_code == 304:
-                    return FetchResult(feed, 304, headers=response_headers, final_url=url,
-                                       permanent_redirect=permanent)
-                if response.status_code != 200:
-                    return FetchResult(
-                        feed, response.status_code, headers=response_headers, final_url=url,
-                        permanent_redirect=permanent, error=_status_reason(response),
-                    )
-                body = await _read_capped(response, max_body_bytes)
-                return FetchResult(feed, 200, body=body, headers=response_headers, final_url=url,
-                                   permanent_redirect=permanent)
-        return FetchResult(feed, None, error=f"more than {MAX_REDIRECTS} redirects (a redirect loop?)")
+        return await _follow(pools, feed, conditional_headers(state), max_body_bytes)
     except BodyTooLarge as exc:
         return FetchResult(
             feed, 200, error=f"{exc.what} larger than the {_size(max_body_bytes)} cap (max_body_bytes); skipped"
         )
-    except ValueError as exc:  # unsupported Content-Encoding
-        return FetchResult(feed, None, error=str(exc))
-    except zlib.error as exc:
-        return FetchResult(feed, None, error=f"corrupt compressed body ({exc})")
-    except httpx.ConnectTimeout:
-        return FetchResult(feed, None, error="no connection within the connect timeout")
-    except httpx.ReadTimeout:
-        return FetchResult(feed, None, error="the server stopped answering (read timeout)")
-    except httpx.TimeoutException:
-        return FetchResult(feed, None, error="timed out")
-    except httpx.ConnectError as exc:
-        return FetchResult(feed, None, error=f"cannot connect ({_short(exc) or 'connection refused'})")
-    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        return FetchResult(feed, None, error=f"the connection broke off ({_short(exc) or 'reset by peer'})")
-    except httpx.HTTPError as exc:
-        return FetchResult(feed, None, error=f"{type(exc).__name__}: {_short(exc)}")
-    except httpx.InvalidURL as exc:  # not an HTTPError: e.g. a host IDNA cannot encode
-        return FetchResult(feed, None, error=f"invalid url ({_short(exc)}); fix it in sources/feeds.toml")
+    except (ValueError, zlib.error, httpx.HTTPError, httpx.InvalidURL) as exc:
+        return FetchResult(feed, None, error=_failure(exc))
+
+
+async def _follow(pools: _Pools, feed: Feed, headers: dict[str, str], max_body_bytes: int) -> FetchResult:
+    """The request and its redirects; a permanent redirect is remembered only while every hop was one."""
+    url = feed.url
+    permanent: str | None = None
+    all_permanent = True
+    for _hop in range(MAX_REDIRECTS + 1):
+        async with pools.client(url) as client, client.stream("GET", url, headers=headers) as response:
+            if response.status_code in REDIRECTS and "location" in response.headers:
+                target = urljoin(url, response.headers["location"])
+                if not is_web_url(target):
+                    return FetchResult(feed, response.status_code,
+                                       error=f"redirect to a URL that cannot be fetched: {target[:200]!r}")
+                all_permanent = all_permanent and response.status_code in PERMANENT
+                if all_permanent:
+                    permanent = target
+                url = target
+                continue
+            return await _answer(feed, response, url, permanent, max_body_bytes)
+    return FetchResult(feed, None, error=f"more than {MAX_REDIRECTS} redirects (a redirect loop?)")
+
+
+async def _answer(feed: Feed, response: httpx.Response, url: str, permanent: str | None,
+                  max_body_bytes: int) -> FetchResult:
+    """The final (not redirecting) answer as a result: 304, an error status, or a capped body."""
+    headers = tuple((k.lower(), v) for k, v in response.headers.items())
+    if response.status_code == 304:
+        return FetchResult(feed, 304, headers=headers, final_url=url, permanent_redirect=permanent)
+    if response.status_code != 200:
+        return FetchResult(feed, response.status_code, headers=headers, final_url=url,
+                           permanent_redirect=permanent, error=_status_reason(response))
+    body = await _read_capped(response, max_body_bytes)
+    return FetchResult(feed, 200, body=body, headers=headers, final_url=url, permanent_redirect=permanent)
+
+
+def _failure(exc: Exception) -> str:
+    """One plain line for what went wrong on the way (most specific httpx classes first)."""
+    if isinstance(exc, zlib.error):
+        return f"corrupt compressed body ({exc})"
+    if isinstance(exc, httpx.InvalidURL):  # not an HTTPError: e.g. a host IDNA cannot encode
+        return f"invalid url ({_short(exc)}); fix it in sources/feeds.toml"
+    if isinstance(exc, ValueError):  # unsupported Content-Encoding
+        return str(exc)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "no connection within the connect timeout"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "the server stopped answering (read timeout)"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect ({_short(exc) or 'connection refused'})"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return f"the connection broke off ({_short(exc) or 'reset by peer'})"
+    return f"{type(exc).__name__}: {_short(exc)}"
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
@@ -247,12 +258,16 @@ async def fetch_feeds(
     per_host_concurrency: int = 2,
     max_body_bytes: int = 10 * 1024 * 1024,
     on_result: Callable[[FetchResult], None] | None = None,
+    deadline: float | None = None,
 ) -> list[FetchResult]:
-    """Fetch all feeds concurrently (bounded overall and per host); results in the feeds' order."""
+    """Fetch all feeds concurrently (bounded overall and per host); results in the feeds' order.
+
+    `timeout` bounds each connect and each read; `deadline` (3 x timeout unless given) each feed as a whole.
+    """
     overall = asyncio.Semaphore(max(1, max_concurrency))
     per_host: dict[str, asyncio.Semaphore] = {}
     # A slow drip never trips the per-read timeout; this deadline bounds each feed as a whole.
-    deadline = timeout * 3
+    deadline = deadline if deadline is not None else timeout * 3
 
     pools = _Pools(feeds, timeout=timeout, max_connections=max(1, max_concurrency),
                    keep_alive=max(1, per_host_concurrency))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import FileError, LockHeld
+from .pause import pause_point
 
 POLL_SECONDS = 0.1  # how often a waiting run tries again
 
@@ -49,6 +50,7 @@ def project_lock(path: Path, wait_seconds: float = 10.0) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                pause_point("lock-busy")
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
                     raise LockHeld(f"another pipeline run holds {path} (pid {holder}); try again later") from None

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .drafts import write_atomic
+from .drafts import unstage, write_atomic
 from .errors import DraftError
 
 STATE_DIR = ".pipeline"
@@ -179,6 +179,7 @@ def commit_state(output_dir: Path, slug: str, pending: Path) -> None:
 
 
 def discard_state(pending: Path) -> None:
+    unstage(pending)  # staged in a batch of writes: never put in place
     try:
         pending.unlink()
     except FileNotFoundError:

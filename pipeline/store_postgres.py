@@ -203,6 +203,7 @@ def advisory_lock(url: str, wait_seconds: float) -> Iterator[None]:
 
     from .errors import LockHeld
     from .lock import POLL_SECONDS
+    from .pause import pause_point
 
     location = without_password(url)
     conn = connect(url, location)
@@ -212,6 +213,7 @@ def advisory_lock(url: str, wait_seconds: float) -> Iterator[None]:
             key = project_key(names["db"], names["schema"] or "")
             deadline = time.monotonic() + wait_seconds
             while not conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (key,)).fetchone()["got"]:
+                pause_point("lock-busy")
                 if time.monotonic() >= deadline:
                     raise LockHeld(f"another pipeline run holds the run lock in {location} ({_holder(conn, key)}); "
                                    "try again later")

@@ -7,7 +7,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,7 +44,56 @@ class Route:
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/rss+xml"})
     etag: str | None = None  # when set, If-None-Match with this value answers 304
     last_modified: str | None = None  # when set, sent; If-Modified-Since with this value answers 304
-    delay: float = 0.0  # seconds to hold the request open before answering (to see concurrency)
+    delay: float = 0.0  # seconds to hold the request open before answering (a slow origin, never a verdict)
+    gate: Gate | None = None  # when set, the request waits here until the test lets it through
+
+
+class Gate:
+    """Holds requests until the test lets them through: one at a time (`let_one`) or all (`open`).
+
+    `held` counts requests waiting here that the test has not let through yet, and `most_held` the
+    most ever held at once: a test reads how many requests the client had open together without
+    timing anything.
+    """
+
+    LONGEST = 120.0  # a safety net for a test that never opens the gate, not a margin anything waits for
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._permits = 0
+        self._open = False
+        self.held = 0
+        self.most_held = 0
+        self.arrived = 0
+
+    def pass_through(self) -> None:
+        with self._changed:
+            self.arrived += 1
+            self.held += 1
+            self.most_held = max(self.most_held, self.held)
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self._open or self._permits > 0, timeout=self.LONGEST)
+            if self._permits > 0:
+                self._permits -= 1
+            elif not self._open:
+                self.held -= 1  # the safety net gave way
+
+    def wait_until_held(self, count: int, timeout: float = 60.0) -> bool:
+        """True once `count` requests are held (False only if they never come: a broken client)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.held >= count, timeout=timeout)
+
+    def let_one(self) -> None:
+        with self._changed:
+            self._permits += 1
+            self.held -= 1  # counted out now, so the next wait_until_held waits for a newcomer
+            self._changed.notify_all()
+
+    def open(self) -> None:
+        with self._changed:
+            self._open = True
+            self.held = 0
+            self._changed.notify_all()
 
 
 @dataclass
@@ -91,6 +140,8 @@ class FeedServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if route.gate is not None:
+                    route.gate.pass_through()
                 if route.delay:
                     time.sleep(route.delay)
                 if (route.etag and self.headers.get("If-None-Match") == route.etag) or (
@@ -150,6 +201,9 @@ class FeedServer:
 def feed_server() -> Iterator[FeedServer]:
     server = FeedServer().start()
     yield server
+    for route in server.routes.values():
+        if route.gate is not None:
+            route.gate.open()  # no handler thread left waiting
     server.stop()
 
 
@@ -245,7 +299,8 @@ class ChatServer:
 
         self.reply: str | Callable[[dict], str] = "Nothing to add."  # or a function of the request body
         self.statuses: list[int] = []
-        self.delay = 0.0  # seconds to wait before answering (timeouts)
+        self.delay = 0.0  # seconds to wait before answering
+        self.hold: threading.Event | None = None  # when set, every answer waits until the test sets it
         self.requests: list[dict[str, object]] = []
         server = self
 
@@ -257,6 +312,8 @@ class ChatServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 server.requests.append({"path": self.path, "body": body,
                                         "headers": {k.lower(): v for k, v in self.headers.items()}})
+                if server.hold is not None:
+                    server.hold.wait(Gate.LONGEST)
                 if server.delay:
                     time.sleep(server.delay)
                 if server.statuses:
@@ -303,7 +360,50 @@ def chat_server() -> Iterator[ChatServer]:
     server = ChatServer()
     server.thread.start()
     yield server
+    if server.hold is not None:
+        server.hold.set()
     server.httpd.shutdown()
     server.httpd.server_close()
 
 
+class PausePoint:
+    """Drives pipeline/pause.py: `env` makes a run stop the `count`-th time it reaches `point`;
+    `wait()` returns once it is stopped there; then the test kills it or calls `resume()`."""
+
+    def __init__(self, folder: Path, point: str, count: int = 1) -> None:
+        import tempfile
+
+        self.fifo = Path(tempfile.mkdtemp(prefix="pause-", dir=folder)) / f"{point}-{count}.fifo"
+        os.mkfifo(self.fifo)
+        self.env = {"PIPELINE_PAUSE": f"{point}:{count}:{self.fifo}"}
+        # Opened now, without blocking: the run's write then never waits for the test.
+        self._reader = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+
+    def wait(self, alive: Callable[[], bool], timeout: float = 120.0) -> str:
+        """The run's "paused ..." line; AssertionError when it ends (or hangs) without pausing.
+
+        `alive` says whether the run is still going; the timeout is a safety net, not a margin.
+        """
+        import select
+
+        text = b""
+        deadline = time.monotonic() + timeout
+        while not text.endswith(b"\n"):
+            ready, _, _ = select.select([self._reader], [], [], 0.05)
+            if ready:
+                chunk = os.read(self._reader, 256)
+                text += chunk
+                if chunk:
+                    continue
+                time.sleep(0.01)  # end of file: the writer went away; is the run still there?
+            if not alive() and not ready:
+                raise AssertionError(f"the run ended before reaching pause point {self.env}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the run never reached pause point {self.env}")
+        os.close(self._reader)
+        return text.decode().strip()
+
+    def resume(self) -> None:
+        """Let the paused run carry on."""
+        with open(self.fifo, "w", encoding="utf-8"):
+            pass

@@ -206,7 +206,7 @@ class FaultServer:
             conn.sendall(self._head("200 OK", {"Content-Type": "application/rss+xml", "Content-Length": "100000"}))
             for byte in (b"<?xml version='1.0'?><rss version='2.0'><channel>" + b" " * 100000):
                 conn.sendall(bytes([byte]))
-                # Well inside the tests' 1 s read timeout: only the whole-feed deadline may stop it.
+                # Far inside the drip test's read timeout: only the whole-feed deadline may stop it.
                 if not self._wait(0.4):
                     break
             return False

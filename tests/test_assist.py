@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -280,7 +281,7 @@ def test_unreachable_endpoint_and_timeout_fall_back(chat_server, monkeypatch, tm
     _, extra = drafter(GUIDE, ITEMS)
     assert "cannot be reached" in extra["ai"]["context"]["reason"]  # type: ignore[index]
 
-    chat_server.delay = 1.0
+    chat_server.hold = threading.Event()  # the model answers only after the test is done
     drafter, warnings = _live_drafter(chat_server, monkeypatch, tmp_path, timeout=0.2, max_retries=0)
     _, extra = drafter(GUIDE, ITEMS)
     assert "no answer within 0.2 seconds" in extra["ai"]["context"]["reason"]  # type: ignore[index]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, project_store
+from conftest import REPO, Gate, PausePoint, project_store
 
 from pipeline.config import load_settings
 from pipeline.drafts import TEMP_PREFIX, TEMP_SUFFIX, split_draft
@@ -60,18 +60,17 @@ def big_project(project: Path) -> Path:
     return project
 
 
-def kill_after_writes(root: Path, writes: int, *args: str) -> int:
-    """SIGKILL a run once it has replaced `writes` drafts: mid-way by construction, not by timing."""
+def kill_at(root: Path, point: str, count: int, *args: str) -> None:
+    """SIGKILL a run the `count`-th time it reaches pause `point` (see pipeline/pause.py): an exact
+    moment, chosen by the test rather than by a clock."""
+    pause = PausePoint(root.parent, point, count)
     child = subprocess.Popen([PIPELINE, "--root", str(root), *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=_env())
-    started = time.time_ns()
-    while child.poll() is None:
-        with os.scandir(root / "output") as entries:
-            if sum(1 for e in entries if e.name.endswith(".md") and e.stat().st_mtime_ns >= started) >= writes:
-                child.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.002)
-    return child.wait()
+                             stderr=subprocess.DEVNULL, env={**_env(), **pause.env})
+    try:
+        pause.wait(lambda: child.poll() is None)
+    finally:
+        child.kill()
+    assert child.wait() == -signal.SIGKILL
 
 
 def assert_each_draft_old_or_new(root: Path, old: dict[str, str], new: dict[str, str]) -> tuple[int, int]:
@@ -108,12 +107,15 @@ def test_a_400_guide_build_killed_midway_leaves_no_torn_draft(big_project: Path,
     assert sum(new[name] != old[name] for name in old) >= GUIDES + 1  # all but the WeChat guide
 
     rng = random.Random(5)
-    for kill in range(3):
-        status = kill_after_writes(root, rng.randint(10, 100), "build", "--offline")
-        assert status in (-signal.SIGKILL, 0)
+    # After some drafts are replaced; while drafts are staged; with a draft's state in place but not
+    # yet the draft; and again after some replacements.
+    kills = [("renamed.md", rng.randint(10, 100)), ("staged.md", rng.randint(10, 100)),
+             ("renamed.pending", rng.randint(10, 100)), ("renamed.md", rng.randint(10, 100))]
+    for kill, (point, count) in enumerate(kills):
+        kill_at(root, point, count, "build", "--offline")
         seen_old, seen_new = assert_each_draft_old_or_new(root, old, new)
         if kill == 0:
-            assert status == -signal.SIGKILL and seen_old > 100 and seen_new >= 10  # really killed mid-way
+            assert seen_old > 100 and seen_new >= count  # killed mid-way, after exactly `count` drafts
         if backend == "sqlite":
             with sqlite3.connect(root / "pipeline.sqlite3") as db:
                 assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -133,9 +135,9 @@ def test_a_kill_during_the_first_build_leaves_whole_drafts_or_none(big_project: 
     assert run_pipeline(reference, "build", "--offline").returncode == 0
     new = {name: text.replace(str(reference), str(big_project)) for name, text in snapshot(reference).items()}
 
-    assert kill_after_writes(big_project, 150, "build", "--offline") == -signal.SIGKILL
+    kill_at(big_project, "renamed.md", 150, "build", "--offline")
     _, written = assert_each_draft_old_or_new(big_project, {}, new)
-    assert 150 <= written < len(new)
+    assert written == 150
     again = run_pipeline(big_project, "build", "--offline")
     assert again.returncode == 0, again.stderr
     assert snapshot(big_project) == new
@@ -190,11 +192,17 @@ def test_a_build_a_refresh_and_a_writer_overlapping_all_finish(big_project: Path
     db = root / "pipeline.sqlite3"
     # A writer outside the project lock (as a second tool might be) leans on SQLite's busy timeout.
     writer = start_writer(db, "https://other.example.com/", 200, pause=0.02)
+    # The build stops after its first draft, holding the project lock, while a refresh starts.
+    pause = PausePoint(root.parent, "renamed.md", 1)
     build = subprocess.Popen([PIPELINE, "--root", str(root), "build", "--offline"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=_env())
-    time.sleep(0.2)
-    refresh = run_pipeline(root, "refresh", "--wait", "30")
-    build_out, build_err = build.communicate(timeout=60)
+                             stderr=subprocess.PIPE, text=True, env={**_env(), **pause.env})
+    pause.wait(lambda: build.poll() is None)
+    refresh_run = subprocess.Popen([PIPELINE, "--root", str(root), "refresh", "--wait", "300"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    pause.resume()
+    build_out, build_err = build.communicate(timeout=300)
+    refresh_out, refresh_err = refresh_run.communicate(timeout=300)
+    refresh = subprocess.CompletedProcess(refresh_run.args, refresh_run.returncode, refresh_out, refresh_err)
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     assert build.returncode == 0, build_err
@@ -223,6 +231,17 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _workers_of(fetch: subprocess.Popen, count: int) -> list[int]:
+    """The fetch's parser workers once `count` have started (the feeds are held, so they will)."""
+    deadline = time.monotonic() + 120  # a safety net for a broken run, not a margin
+    workers: list[int] = []
+    while len(workers) < count and time.monotonic() < deadline and fetch.poll() is None:
+        time.sleep(0.05)
+        workers = _children(fetch.pid)
+    assert len(workers) >= count, "the parser workers never started"
+    return workers
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to see child processes")
 def test_a_fetch_killed_while_parsing_in_workers_leaves_no_worker_holding_the_lock(project: Path, feed_server) -> None:
     from conftest import Route, write_feeds
@@ -231,22 +250,19 @@ def test_a_fetch_killed_while_parsing_in_workers_leaves_no_worker_holding_the_lo
     from pipeline.update import PARALLEL_PARSE_FROM
 
     count = PARALLEL_PARSE_FROM + 2  # parsed in forked workers, which inherit the lock's file
+    held = Gate()  # the feeds never answer while the test looks: the run is surely still going
     for number in range(count):
-        feed_server.routes[f"/slow/{number}.xml"] = Route(b"<rss version='2.0'><channel/></rss>", delay=5)
+        feed_server.routes[f"/slow/{number}.xml"] = Route(b"<rss version='2.0'><channel/></rss>", gate=held)
     write_feeds(project, *({"url": feed_server.url(f"/slow/{n}.xml")} for n in range(count)))
+    (project / "pyproject.toml").write_text("[tool.pipeline]\ntimeout = 300\n", encoding="utf-8")
     fetch = subprocess.Popen([PIPELINE, "--root", str(project), "fetch"], env=_env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    workers: list[int] = []
-    while len(workers) < 2 and time.monotonic() < deadline and fetch.poll() is None:
-        time.sleep(0.05)
-        workers = _children(fetch.pid)
-    assert len(workers) >= 2, "the parser workers never started"
+    workers = _workers_of(fetch, 2)
 
     fetch.kill()  # as a cron timeout or the OOM killer would
     fetch.wait(timeout=30)
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # the workers notice within 0.2 s; this only ends a broken test
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(w) for w in workers), "orphaned parser workers outlived the run"
@@ -262,24 +278,44 @@ def test_a_parser_worker_killed_mid_run_costs_no_feed(project: Path, feed_server
     from pipeline.update import PARALLEL_PARSE_FROM
 
     count = PARALLEL_PARSE_FROM + 2
-    for number in range(count):  # a few answer at once, the rest after the worker is gone
+    first, rest = Gate(), Gate()  # a few answer before the worker is killed, the rest only after
+    for number in range(count):
         body = (f"<rss version='2.0'><channel><title>F{number}</title><item><title>Story {number}</title>"
                 f"<link>https://news.example.com/{number}</link></item></channel></rss>").encode()
-        feed_server.routes[f"/f/{number}.xml"] = Route(body, delay=0.2 if number < 3 else 2.0)
+        feed_server.routes[f"/f/{number}.xml"] = Route(body, gate=first if number < 3 else rest)
     write_feeds(project, *({"url": feed_server.url(f"/f/{n}.xml")} for n in range(count)))
+    (project / "pyproject.toml").write_text("[tool.pipeline]\ntimeout = 300\n", encoding="utf-8")
     fetch = subprocess.Popen([PIPELINE, "--root", str(project), "fetch"], env=_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    workers: list[int] = []
-    while not workers and time.monotonic() < deadline and fetch.poll() is None:
-        time.sleep(0.05)
-        workers = _children(fetch.pid)
-    assert workers, "the parser workers never started"
-    time.sleep(0.8)  # the first bodies are parsed; the rest are still on their way
-    os.kill(workers[0], signal.SIGKILL)
-    out, err = fetch.communicate(timeout=60)
+    workers = _workers_of(fetch, 1)
+    first.open()
+    os.kill(workers[0], signal.SIGKILL)  # while the rest are surely still on their way
+    rest.open()
+    out, err = fetch.communicate(timeout=300)
     assert fetch.returncode == 0, err
     assert "Traceback" not in err
     assert f"fetched {count} feeds: {count} ok" in out
     with project_store(project) as store:
         assert sorted(i.headline for i in store.items()) == sorted(f"Story {n}" for n in range(count))
+
+
+def test_a_reviewer_save_between_staging_and_commit_wins(project: Path) -> None:
+    assert run_pipeline(project, "build", "--offline").returncode == 0
+    with open_store(project / "pipeline.sqlite3") as store:
+        store.save_items(news(3), NOW)  # every draft changes on the next build
+    draft = project / "output" / "mobile-payments.md"
+    saved = draft.read_text(encoding="utf-8").replace("\n## ", "\nA reviewer's new paragraph.\n\n## ", 1)
+    pause = PausePoint(project.parent, "staged.md", 1)  # the first draft is staged, none replaced yet
+    build = subprocess.Popen([PIPELINE, "--root", str(project), "build", "--offline"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**_env(), **pause.env})
+    pause.wait(lambda: build.poll() is None)
+    draft.write_text(saved, encoding="utf-8")
+    pause.resume()
+    out, err = build.communicate(timeout=300)
+    assert build.returncode == 0, err
+    assert f"{draft}: changed on disk while the pipeline worked on it; left alone until the next run" in out + err
+    assert draft.read_text(encoding="utf-8") == saved
+    again = run_pipeline(project, "build", "--offline")  # the next run merges the news into the saved draft
+    assert again.returncode == 0, again.stderr
+    text = draft.read_text(encoding="utf-8")
+    assert "A reviewer's new paragraph." in text and "Alipay update number 0" in text

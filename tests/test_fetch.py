@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from pipeline.cli import cli
 from pipeline.fetch import MAX_REDIRECTS, USER_AGENT, fetch_feeds
 from pipeline.models import Feed
 
-from conftest import FeedServer, Route, project_store, write_feeds
+from conftest import FeedServer, Gate, Route, project_store, write_feeds
 
 FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
 
@@ -238,17 +239,29 @@ def test_fetch_exits_non_zero_when_no_feed_worked(project: Path, feed_server: Fe
 
 @pytest.mark.parametrize(("overall", "per_host", "bound"), [(3, 16, 3), (16, 2, 2)])
 def test_concurrency_is_bounded(feed_server: FeedServer, overall: int, per_host: int, bound: int) -> None:
+    # The server holds every request until the test lets one through: the client must have exactly
+    # `bound` requests open at each step, however slow or busy the machine is.
+    gate = Gate()
     feeds = []
     for n in range(8):
-        feed_server.routes[f"/slow{n}"] = Route(rss(f"Slow story {n}"), delay=0.15)
+        feed_server.routes[f"/slow{n}"] = Route(rss(f"Slow story {n}"), gate=gate)
         feeds.append(Feed(url=feed_server.url(f"/slow{n}")))
-
-    results = asyncio.run(fetch_feeds(feeds, {}, timeout=5, max_concurrency=overall, per_host_concurrency=per_host))
+    results: list = []
+    run = threading.Thread(target=lambda: results.extend(asyncio.run(
+        fetch_feeds(feeds, {}, timeout=60, max_concurrency=overall, per_host_concurrency=per_host))))
+    run.start()
+    try:
+        for remaining in range(8, 0, -1):
+            assert gate.wait_until_held(min(bound, remaining)), f"fewer than {bound} requests at once"
+            assert gate.held == min(bound, remaining)
+            gate.let_one()
+    finally:
+        gate.open()
+        run.join(60)
 
     assert [r.status for r in results] == [200] * 8
     assert [r.feed for r in results] == feeds  # results come back in the feeds' order
-    # Concurrent, but never more than the bound at once.
-    assert feed_server.max_in_flight == bound
+    assert gate.arrived == 8 and gate.most_held == bound  # concurrent, but never more than the bound at once
 
 
 @pytest.fixture()
@@ -314,19 +327,28 @@ def _loopback_servers(count: int):
 
 def test_many_feeds_redirected_to_one_host_do_not_queue_past_their_deadline(feed_server: FeedServer) -> None:
     # Feed services put many publishers' feeds behind redirects to one host; reaching it must not
-    # wait for the per-host limit meant for the hosts in feeds.toml.
-    # Answered in 1.6 s, inside the 2 s read timeout; queued two at a time, the last of 8 would need
-    # 6.4 s, past the 6 s a feed may take in all.
-    feed_server.routes["/target"] = Route(rss("Served after a redirect"), delay=1.6)
+    # wait for the per-host limit meant for the hosts in feeds.toml. The target holds every request
+    # until all 8 are there at once: queued two at a time, they never would be (and each would wait
+    # for the ones before it, past its deadline).
+    gate = Gate()
+    feed_server.routes["/target"] = Route(rss("Served after a redirect"), gate=gate)
     origins = _loopback_servers(8)
+    results: list = []
     try:
         for origin in origins:
             origin.routes["/feed"] = Route(b"", status=302, headers={"Location": feed_server.url("/target")})
         feeds = [Feed(origin.url("/feed")) for origin in origins]
-        results = asyncio.run(fetch_feeds(feeds, {}, timeout=2.0, max_concurrency=16, per_host_concurrency=2))
+        run = threading.Thread(target=lambda: results.extend(asyncio.run(
+            fetch_feeds(feeds, {}, timeout=60, max_concurrency=16, per_host_concurrency=2))))
+        run.start()
+        all_at_once = gate.wait_until_held(8)
+        gate.open()
+        run.join(60)
     finally:
+        gate.open()
         for origin in origins:
             origin.stop()
+    assert all_at_once, f"only {gate.most_held} redirected requests reached the target at once"
     assert [(r.status, r.error) for r in results] == [(200, None)] * 8
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FeedServer
+from conftest import FeedServer, PausePoint
 from pipeline.errors import LockHeld
 from pipeline.config import load_settings
 from pipeline.lock import project_lock, run_lock
@@ -104,26 +104,27 @@ def test_the_wait_is_configurable_from_the_environment(built: Path) -> None:
 
 
 @both_backends
-def test_refresh_waits_for_a_lock_that_is_released(built: Path, feed_server: FeedServer) -> None:
+def test_refresh_waits_for_a_lock_that_is_released(built: Path, feed_server: FeedServer, tmp_path: Path) -> None:
     gain_story(feed_server, NEW_STORY)
-    acquired, release = threading.Event(), threading.Event()
+    # The refresh stops where it finds the lock busy; only then does the holder let go.
+    busy = PausePoint(tmp_path, "lock-busy", 1)
+    acquired = threading.Event()
+    seen: list[str] = []
 
     def hold() -> None:
         with run_lock(load_settings(built), wait_seconds=0):
             acquired.set()
-            release.wait(30)
+            seen.append(busy.wait(lambda: True))
+        busy.resume()
 
     holder = threading.Thread(target=hold)
     holder.start()
-    acquired.wait(30)
-    # Let go shortly after refresh starts waiting; it must then run to the end and refresh.
-    timer = threading.Timer(0.5, release.set)
-    timer.start()
+    assert acquired.wait(60)
     try:
-        result = run(built, "refresh", "--wait", "60")
+        result = run(built, "refresh", "--wait", "300", env=busy.env)
     finally:
-        release.set()
-        holder.join(30)
+        holder.join(60)
+    assert seen and seen[0].startswith("paused lock-busy")  # it really waited for the lock
     assert result.exit_code == 0, result.stderr
     assert "refresh skipped" not in result.stderr
     assert NEW_STORY.headline in draft_path(built).read_text(encoding="utf-8")

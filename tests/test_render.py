@@ -313,3 +313,81 @@ def test_cached_front_matter_yaml_is_byte_for_byte_what_the_emitter_writes(data)
     # byte from dumping the mapping whole.
     assert drafts.dump_yaml(data) == drafts._dump(data)
     assert drafts.dump_yaml(data) == drafts._dump(data)  # again, now from the cache
+
+
+_PLAINISH = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=24),
+    st.text(st.sampled_from("aZ09 :#-'\"?,[]{}!&*|>%@`.~/=\t\\’é中\n\x85\u2028\u2029\ufeff"), max_size=12),
+    st.builds(lambda a, b: f"{a}{b}", st.sampled_from(["A", "https://e.com/x?a=1&b=2#f", "Tencent’s ", "x"]),
+              st.sampled_from(["", ":", " ", " #t", "#t", ": b", "yes", "\u00a0", "…"])),
+    st.sampled_from(["yes", "No", "NULL", "On", "~", "2026-03-04", "1.5", "0x1F", ".inf", "-a", "x" * 1200]))
+_SHAPES = st.recursive(st.none() | st.booleans() | st.integers() | _PLAINISH | st.builds(list) | st.builds(dict),
+                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_PLAINISH, inner, max_size=3),
+                       max_leaves=10)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(["title", "further_reading", "ai", "yes", "a b", "k:"]), _PLAINISH),
+                       _SHAPES, min_size=1, max_size=6))
+def test_front_matter_written_without_the_emitter_is_byte_for_byte_what_it_writes(data) -> None:
+    # yamlout writes plain strings itself and asks the emitter for the rest: never a byte of difference.
+    text = drafts.dump_yaml(data)
+    assert text == drafts._dump(data)
+    # Read back (libyaml first, as every written draft is): what the pure-Python parser reads.
+    assert drafts._load_front_matter(text) == yaml.load(text, Loader=drafts._UniqueKeyLoader)  # noqa: S506
+
+
+def test_a_batch_puts_drafts_in_place_only_when_it_commits(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.md", tmp_path / "new.md"
+    old.write_text("reviewed\n", encoding="utf-8")
+    done: list[str] = []
+    with drafts.batched_writes() as batch:
+        write_atomic(old, "regenerated\n")
+        write_atomic(new, "created\n")
+        drafts.after_write(new, lambda: done.append("new recorded"))
+        drafts.after_write(tmp_path / "unstaged.md", lambda: done.append("at once"))
+        assert old.read_text(encoding="utf-8") == "reviewed\n" and not new.exists()  # staged only
+        assert done == ["at once"]
+        assert batch.commit() == {}
+    assert old.read_text(encoding="utf-8") == "regenerated\n" and new.read_text(encoding="utf-8") == "created\n"
+    assert done == ["at once", "new recorded"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.md", "old.md"]  # no temp file left
+
+
+def test_a_batch_leaves_a_draft_saved_meanwhile_and_forgets_what_it_would_record(tmp_path: Path) -> None:
+    draft = tmp_path / "guide.md"
+    draft.write_text("reviewed\n", encoding="utf-8")
+    recorded: list[str] = []
+    with drafts.batched_writes() as batch:
+        write_atomic(draft, "regenerated\n")
+        drafts.after_write(draft, lambda: recorded.append("guide"))
+        draft.write_text("the reviewer saved this meanwhile\n", encoding="utf-8")
+        left = batch.commit()
+    assert left == {draft: ("kept", "changed on disk while the pipeline worked on it; left alone until the next run")}
+    assert draft.read_text(encoding="utf-8") == "the reviewer saved this meanwhile\n"
+    assert recorded == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["guide.md"]
+
+
+def test_a_batch_left_uncommitted_leaves_the_old_drafts_and_no_temp_file(tmp_path: Path) -> None:
+    draft = tmp_path / "guide.md"
+    draft.write_text("reviewed\n", encoding="utf-8")
+    with pytest.raises(RuntimeError), drafts.batched_writes():
+        write_atomic(draft, "regenerated\n")
+        raise RuntimeError("a bug half way through a build")
+    assert draft.read_text(encoding="utf-8") == "reviewed\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["guide.md"]
+
+
+def test_a_batch_past_its_limit_commits_on_its_own_and_stays_one_barrier_per_batch(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    barriers: list[int] = []
+    real = drafts._make_durable
+    monkeypatch.setattr(drafts, "_make_durable", lambda entries: (barriers.append(len(entries)), real(entries)))
+    with drafts.batched_writes() as batch:
+        batch.limit = 3
+        for n in range(7):
+            write_atomic(tmp_path / f"d{n}.md", f"draft {n}\n")
+        batch.commit()
+    assert barriers == [3, 3, 1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"d{n}.md" for n in range(7)]

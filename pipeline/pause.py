@@ -1,0 +1,31 @@
+"""A test hook: stop a run at a named point until the test lets it go. Off unless set.
+
+With PIPELINE_PAUSE="POINT:COUNT:FIFO" in the environment, the COUNT-th time the run reaches pause
+point POINT it writes "paused POINT PID" to the named pipe FIFO (waiting for the test to read it),
+then waits until the test opens FIFO for writing (resume) or kills the process. Crash and lock tests
+use it to act at an exact moment instead of guessing one with a clock.
+
+Points: "staged.md" (a draft's new text is in its temp file; "staged.pending", "staged.json" for the
+state files beside drafts), "renamed.md" (a draft replaced; "renamed.pending", "renamed.json"),
+"lock-busy" (the project lock is held by another run; this one is about to wait).
+"""
+
+from __future__ import annotations
+
+import os
+
+_arrivals: dict[str, int] = {}
+
+
+def pause_point(name: str) -> None:
+    spec = os.environ.get("PIPELINE_PAUSE")
+    if not spec or not spec.startswith(f"{name}:"):
+        return
+    _point, count, fifo = spec.split(":", 2)
+    _arrivals[spec] = _arrivals.get(spec, 0) + 1
+    if _arrivals[spec] != int(count):
+        return
+    with open(fifo, "w", encoding="utf-8") as signal:
+        signal.write(f"paused {name} {os.getpid()}\n")
+    with open(fifo, encoding="utf-8") as resume:
+        resume.read()
