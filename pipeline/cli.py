@@ -701,7 +701,8 @@ def review(obj: Context, open_browser: bool, diff_slug: str | None) -> None:
         click.echo(approval_diff(settings, diff_slug), nl=False)
         return
     ledger = obj.store.conditions() if _has_store(obj) else []
-    index = write_site(settings, now_utc(), _stored_items(obj), ledger)
+    link_checks = obj.store.link_checks() if _has_store(obj) else {}
+    index = write_site(settings, now_utc(), _stored_items(obj), ledger, link_checks)
     click.echo(f"wrote {_shown_path(index)}")
     if open_browser:
         import webbrowser

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from .drafts import find_regions, split_draft, write_atomic
 from .errors import DraftError
 from .guide_due import guide_warnings
 from .models import Condition as LedgerCondition
-from .models import Item, Problem
+from .models import Item, LinkCheck, Problem
 from .notes import Note, find_notes
 from .review_html import PlacedProblem, render_article
 
@@ -101,8 +101,10 @@ LEDGER_KINDS = {"conflict": CONFLICT, "approval-revoked": REVOKED, "region-edite
 
 
 def collect(settings: Settings, now: dt.datetime, items: Sequence[Item] = (),
-            ledger: Sequence[LedgerCondition] = ()) -> list[DraftReview]:
-    """Every output/*.md, read once and checked once, with the ledger's open conditions for it."""
+            ledger: Sequence[LedgerCondition] = (), link_checks: Mapping[str, LinkCheck] | None = None
+            ) -> list[DraftReview]:
+    """Every output/*.md, read once and checked once, with the ledger's open conditions for it
+    and the listed links the last link check judged dead."""
     paths = draft_paths([], settings.output_dir)
     problems, errors = check_files(paths, load_reference(settings.templates_dir), now)
     by_path: dict[Path, list[Problem]] = {}
@@ -119,8 +121,23 @@ def collect(settings: Settings, now: dt.datetime, items: Sequence[Item] = (),
         except (OSError, UnicodeDecodeError):
             continue  # removed or rewritten since check read it: the next review shows it
         review = _review_one(settings, path, text, tuple(by_path.get(path, ())), now, items, guide_cache)
-        reviews.append(replace(review, conditions=_with_ledger(review.conditions, path, ledger)))
+        conditions = _with_ledger(review.conditions, path, ledger) + _dead_links(review.front_matter, link_checks)
+        reviews.append(replace(review, conditions=conditions))
     return reviews
+
+
+def _dead_links(front: dict[str, object], link_checks: Mapping[str, LinkCheck] | None) -> tuple[Condition, ...]:
+    """Listed links judged dead: refresh drops them, so one still listed sits in a list a person keeps."""
+    entries = front.get("further_reading")
+    found = []
+    for entry in entries if isinstance(entries, list) and link_checks else []:
+        url = entry.get("url") if isinstance(entry, dict) else None
+        check = link_checks.get(url) if isinstance(url, str) and link_checks else None
+        if check is not None and check.verdict == "dead":
+            why = f" ({check.detail})" if check.detail else ""
+            found.append(Condition(DEAD_LINK, f"{url}{why}, checked {check.checked_at:%Y-%m-%d}; "
+                                              "remove it, or let `pipeline refresh` replace it"))
+    return tuple(found)
 
 
 def _with_ledger(found: tuple[Condition, ...], path: Path, ledger: Sequence[LedgerCondition]) -> tuple[Condition, ...]:
@@ -270,9 +287,9 @@ def _collapse(diff: RegionDiff) -> tuple[str, list[tuple[str, str]]]:
 
 
 def write_site(settings: Settings, now: dt.datetime, items: Sequence[Item] = (),
-               ledger: Sequence[LedgerCondition] = ()) -> Path:
+               ledger: Sequence[LedgerCondition] = (), link_checks: Mapping[str, LinkCheck] | None = None) -> Path:
     """Write output/_review/ (index.html and one page per draft); pages of drafts now gone are removed."""
-    reviews = collect(settings, now, items, ledger)
+    reviews = collect(settings, now, items, ledger, link_checks)
     folder = settings.output_dir / REVIEW_DIR
     env = _environment()
     written = {INDEX}

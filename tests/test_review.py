@@ -166,6 +166,29 @@ def test_conditions_from_the_ledger_are_listed(reviewed) -> None:  # noqa: F811
     assert "reviewer edits conflict" in page.select_one("#conditions").get_text()
 
 
+def test_a_listed_link_judged_dead_is_listed_as_needing_a_person(reviewed) -> None:  # noqa: F811
+    import datetime as dt
+
+    from pipeline.drafts import read_draft
+    from pipeline.models import LinkCheck
+    from pipeline.store import open_store
+
+    path = reviewed.root / "output" / "wechat-encryption.md"
+    draft = read_draft(path)
+    assert draft is not None
+    listed = [entry["url"] for entry in draft.front_matter["further_reading"]]
+    dead, alive = listed[0], listed[1]
+    checked = dt.datetime(2025, 3, 1, 12, tzinfo=dt.timezone.utc)
+    with open_store(reviewed.root / "pipeline.sqlite3") as store:
+        store.save_link_checks([LinkCheck(dead, "dead", checked, 404, "HTTP 404 twice in a row", strikes=2),
+                                LinkCheck(alive, "unverified", checked, 503, "HTTP 503")])
+    assert reviewed.review().exit_code == 0
+    row = _page(reviewed.root, "index.html").select_one('tr[data-slug="wechat-encryption"]').get_text()
+    assert "dead link" in row and dead in row and alive not in row
+    conditions = _page(reviewed.root, "wechat-encryption.html").select_one("#conditions").get_text()
+    assert dead in conditions and "HTTP 404 twice in a row" in conditions
+
+
 def test_open_hands_the_index_to_the_web_browser(reviewed, tmp_path: Path) -> None:  # noqa: F811
     import sys
     import webbrowser
