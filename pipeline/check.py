@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import markdown, unfinished
 from .drafts import find_regions, marker_problems, split_draft
-from .entries import CHOICES_KEY, read_choices
+from .entries import CHOICES_KEY, entry_blocks, read_choices
 from .errors import ChoicesError, DraftError
 from .frontmatter import split_front_matter
 from .models import REGIONS, STATUSES, Problem
@@ -394,7 +394,7 @@ class _Checker:
         if found is None:
             return
         first, lines = found
-        blocks = _blocks(lines, first)
+        blocks = entry_blocks(lines, first)
         if not blocks:
             yield self.problem(first, RULE_FORMAT, "Further Reading is empty; run `pipeline refresh`")
             return
@@ -581,21 +581,6 @@ def _body_without_front_matter(text: str) -> tuple[str, int]:
     except ValueError:
         return text, 0
     return parts.body, parts.body_line
-
-
-def _blocks(lines: Sequence[str], first: int) -> list[list[tuple[int, str]]]:
-    """Runs of non-blank lines as (body line, text)."""
-    blocks: list[list[tuple[int, str]]] = []
-    current: list[tuple[int, str]] = []
-    for number, line in enumerate(lines, start=first):
-        if line.strip():
-            current.append((number, line))
-        elif current:
-            blocks.append(current)
-            current = []
-    if current:
-        blocks.append(current)
-    return blocks
 
 
 def _parse_entry(block: list[tuple[int, str]]) -> tuple[Entry | None, list[tuple[int, str]]]:

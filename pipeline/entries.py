@@ -51,7 +51,7 @@ def parse_entries(text: str, empty_text: str = "") -> tuple[ListEntry, ...]:
         return ()
     entries: list[ListEntry] = []
     first_line: dict[str, int] = {}
-    for block in _blocks(text):
+    for block in entry_blocks(text.split("\n")):
         entry = _read_entry(block)
         if entry.link in first_line:
             raise UnreadableEntry(entry.line + 2, f"links to the same article as the entry at line "
@@ -61,11 +61,11 @@ def parse_entries(text: str, empty_text: str = "") -> tuple[ListEntry, ...]:
     return tuple(entries)
 
 
-def _blocks(text: str) -> list[list[tuple[int, str]]]:
-    """Runs of non-blank lines as (line number, text)."""
+def entry_blocks(lines: Sequence[str], first: int = 1) -> list[list[tuple[int, str]]]:
+    """Runs of non-blank lines as (line number, text), numbered from `first`: one entry each."""
     blocks: list[list[tuple[int, str]]] = []
     current: list[tuple[int, str]] = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(lines, start=first):
         if line.strip():
             current.append((number, line))
         elif current:

@@ -48,13 +48,8 @@ class SQLiteStore(SQLStore):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._schema_lock():  # the same BEGIN IMMEDIATE ... COMMIT, with our error
                 yield
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.location}: write failed ({exc})") from exc
 
