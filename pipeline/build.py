@@ -59,14 +59,13 @@ from .state import (
     STATE_DIR,
     Approval,
     DraftState,
-    commit_state,
-    discard_state,
+    Listing,
     load_state,
     save_state,
-    stage_state,
     stamp,
     state_path,
     text_sha256,
+    write_with_state,
 )
 from .store import Store
 
@@ -163,11 +162,10 @@ def _draft_bytes(settings: Settings, slug: str) -> bytes | None:
     return draft + b"\0" + (read_bytes(state_path(settings.output_dir, slug)) or b"")
 
 
-def _save_fingerprint(store: Store, settings: Settings, slug: str, inputs: BuildInputs, guide_path: Path,
-                      chosen: list[Item], guide_bytes: bytes | None, clean: bool) -> None:
+def _fingerprint(recorded: dict[str, str | None], settings: Settings, slug: str, inputs: BuildInputs,
+                 guide_path: Path, chosen: list[Item], guide_bytes: bytes | None, clean: bool) -> None:
     # Only a clean outcome may be skipped next time: notes must keep reaching a person.
-    store.save_fingerprint(slug, inputs.draft(guide_path, chosen, _draft_bytes(settings, slug), guide_bytes)
-                           if clean else None)
+    recorded[slug] = inputs.draft(guide_path, chosen, _draft_bytes(settings, slug), guide_bytes) if clean else None
 
 
 def _wanted_guide_paths(settings: Settings, only: Sequence[str] | None) -> tuple[list[Path], list[DraftReport]]:
@@ -205,10 +203,12 @@ def build_drafts(
     (drafts.DraftBatch); what follows a draft's write waits until the draft is in place. A draft a
     reviewer saved meanwhile is left alone, and reported so.
     """
+    recorded: dict[str, str | None] = {}  # slug -> fingerprint, once its draft is in place
     with batched_writes() as batch:
-        report = _build_drafts(settings, store, feeds, now, force=force, only=only, regions_only=regions_only,
-                               context_drafter=context_drafter, links=links)
+        report = _build_drafts(settings, store, feeds, now, recorded, force=force, only=only,
+                               regions_only=regions_only, context_drafter=context_drafter, links=links)
         left = batch.commit()
+    store.save_fingerprints(recorded)  # one transaction; a run killed before it only rebuilds more next time
     if not left:
         return report
     return BuildReport(tuple(DraftReport(d.slug, d.path, left[d.path][0], (f"{d.path}: {left[d.path][1]}",))
@@ -220,6 +220,7 @@ def _build_drafts(
     store: Store,
     feeds: Sequence[Feed],
     now: dt.datetime,
+    recorded: dict[str, str | None],
     *,
     force: bool = False,
     only: Sequence[str] | None = None,
@@ -235,6 +236,7 @@ def _build_drafts(
     remove_stale_temp_files(settings.output_dir)
     remove_stale_temp_files(settings.output_dir / STATE_DIR)
     paths, reports = _wanted_guide_paths(settings, only)
+    on_disk = Listing.of(settings.output_dir)
     env: object | None = None  # made at the first draft that needs rendering: none when all are skipped
     empty_list = ""  # the Further Reading the templates write when no story matched, rendered with env
     feed_tags = {feed.url: feed.tags for feed in feeds}
@@ -256,7 +258,7 @@ def _build_drafts(
                 since = now.date() - dt.timedelta(days=guide.max_age_days)
                 windows[guide.max_age_days] = Candidates(store.items(since=since), now, guide.max_age_days)
             window = windows[guide.max_age_days]
-            draft_bytes = _draft_bytes(settings, slug)
+            draft_bytes = _draft_bytes(settings, slug) if on_disk.has_draft(slug) else None
             remembered = _remembered_choices(path, draft_bytes)
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
@@ -274,7 +276,7 @@ def _build_drafts(
             if not force and fingerprints.get(slug) == digest:
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
-            existing = read_draft(path)
+            existing = read_draft(path) if draft_bytes is not None else None
             if regions_only and existing is None:
                 continue  # refresh only maintains drafts that `build` created
             if env is None:
@@ -282,7 +284,7 @@ def _build_drafts(
 
                 env = make_environment(settings.templates_dir)
                 empty_list = render_further_reading(env, [])
-            last = last_written(store, settings.output_dir, slug)
+            last = last_written(store, settings.output_dir, slug, existing is not None, on_disk)
             listing = plan_list(empty_list, existing, last.regions.get("further-reading") if last else None,
                                 remembered, choose, guide.further_reading_count, chosen)
             generation = _generation(settings, guide, listing, feeds, now, env, context_drafter,
@@ -292,7 +294,7 @@ def _build_drafts(
             # Only a clean outcome may be skipped next time. The selection fingerprinted is the one the
             # next run makes from the reviewer choices written now.
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
-            after_write(path, partial(_save_fingerprint, store, settings, slug, inputs, guide_path, listing.selection,
+            after_write(path, partial(_fingerprint, recorded, settings, slug, inputs, guide_path, listing.selection,
                                       guide_bytes, clean))
         except StoreError:
             raise  # the store is gone (e.g. the server stopped): stop the run, with one line
@@ -302,11 +304,13 @@ def _build_drafts(
     return BuildReport(tuple(reports))
 
 
-def last_written(store: Store, output_dir: Path, slug: str) -> DraftState | None:
+def last_written(store: Store, output_dir: Path, slug: str, on_disk: bool = True,
+                 listing: Listing | None = None) -> DraftState | None:
     """What the pipeline last wrote into a draft: its state file, else (a draft made by an older
-    pipeline) the store's record, which the next write turns into a state file."""
-    state = load_state(output_dir, slug)
-    if state is not None and state.has_record:
+    pipeline) the store's record, which the next write turns into a state file (`on_disk`: whether
+    the draft exists; a draft that does not has no old record to carry over)."""
+    state = load_state(output_dir, slug, listing)
+    if (state is not None and state.has_record) or not on_disk:
         return state
     records = store.generated(slug)
     if not records:
@@ -562,7 +566,8 @@ def _write_whole(slug: str, path: Path, generation: Generation, existing: DraftF
         notes.append(f"{path}: regenerated with --force; hand edits replaced")
         if status == "approved":
             notes.append(f"{path}: was approved; regenerated, so it is back to in-review")
-    if not write_draft(path, existing, compose_draft_text(front, draft.body), state):
+    # Composed from a mapping by the YAML emitter, so it reads back: no parse to prove it.
+    if not write_draft(path, existing, compose_draft_text(front, draft.body), state, composed=True):
         return _changed_meanwhile(slug, path)
     return DraftReport(slug, path, "created" if existing is None else "updated", tuple(notes))
 
@@ -570,41 +575,34 @@ def _write_whole(slug: str, path: Path, generation: Generation, existing: DraftF
 # -- write ---------------------------------------------------------------------------------------
 
 
-def write_draft(path: Path, existing: DraftFile | None, text: str, state: DraftState | None = None) -> bool:
+def write_draft(path: Path, existing: DraftFile | None, text: str, state: DraftState | None = None, *,
+                composed: bool = False) -> bool:
     """Write a draft and its state atomically, unless a reviewer saved the draft since we read it
     (their save wins: False, and nothing is written).
 
-    The one place drafts are written. The state is staged first and put in place after the draft,
-    naming the draft text it belongs to, so a run killed in between leaves a pair `load_state` mends.
+    The one place drafts are written; the state is put in place right after the draft, naming the
+    draft text it belongs to, so a run killed in between leaves a pair `load_state` mends. Text made
+    by editing a draft is read back first (`composed`: made whole by `compose_draft_text`).
     """
-    split_draft(path, text)  # never write a draft we could not read back
-    pending = None if state is None else stage_state(path.parent, path.stem, replace(state, draft_sha256=text_sha256(text)))
-    try:
-        if existing is None:
-            write_atomic(path, text)
-        elif not _write_unless_changed_meanwhile(path, existing, text):
-            if pending is not None:
-                discard_state(pending)
-            return False
-    except BaseException:
-        if pending is not None:
-            discard_state(pending)
-        raise
-    if pending is not None:  # in a batch, once the draft is in place
-        after_write(path, partial(commit_state, path.parent, path.stem, pending))
+    if not composed:
+        split_draft(path, text)  # never write a draft we could not read back
+    if existing is not None and _changed_meanwhile_on_disk(path, existing):
+        return False
+    newline = existing.newline if existing is not None else "\n"
+    if state is None:
+        write_atomic(path, text, newline)
+    else:
+        write_with_state(path, text, newline, state, new=existing is None)
     return True
 
 
-def _write_unless_changed_meanwhile(path: Path, existing: DraftFile, text: str) -> bool:
-    """Write `text` unless a reviewer saved the file since we read it; their save wins."""
+def _changed_meanwhile_on_disk(path: Path, existing: DraftFile) -> bool:
+    """Whether a reviewer saved the file since we read it; their save wins."""
     try:
         now_on_disk = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         now_on_disk = None
-    if now_on_disk != existing.text:
-        return False
-    write_atomic(path, text, existing.newline)
-    return True
+    return now_on_disk != existing.text
 
 
 def set_status(path: Path, status: str, now: dt.datetime | None = None) -> bool:

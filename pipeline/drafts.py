@@ -7,9 +7,13 @@ once the draft exists.
 
 from __future__ import annotations
 
+import itertools
 import os
+import queue
 import re
+import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,7 +26,7 @@ import yaml
 
 from .errors import DraftError
 from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, replace_key, split_front_matter
-from .pause import pause_point
+from .pause import pause_armed, pause_point
 from .yamlout import fast_dump
 
 TEMP_PREFIX = ".pipeline-"
@@ -246,7 +250,12 @@ def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
     if batch is not None:
         batch.stage(path, text, newline)
         return
-    temp = _write_temp(path, text, newline, sync=True)
+    data = _encoded(text, newline)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = _create_temp(path, data, _mode_of(path), sync=True)
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     try:
         pause_point(f"staged{path.suffix}")
         os.replace(temp, path)
@@ -256,6 +265,11 @@ def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
             raise _unwritable(path, exc) from exc
         raise
     pause_point(f"renamed{path.suffix}")
+
+
+def current_batch() -> DraftBatch | None:
+    """The batch `write_atomic` stages into right now, if any."""
+    return _batch.get()
 
 
 def unstage(path: Path) -> None:
@@ -277,46 +291,124 @@ def after_write(path: Path, action: Callable[[], None]) -> None:
         action()
 
 
+@dataclass(frozen=True)
+class Follower:
+    """A file written with a draft and put in place right after it (the draft's state): written under
+    the fixed name `scratch`, which a reader can find after a kill, and renamed to `final`."""
+
+    scratch: Path
+    text: str
+    final: Path
+
+
 @dataclass
 class _Staged:
     temp: Path
     before: tuple[int, int, int] | None  # the file in place when staged (inode, size, mtime), None if none
+    follower: Follower | None = None
     actions: list[Callable[[], None]] = field(default_factory=list)
+    written: threading.Event = field(default_factory=threading.Event)
+    error: OSError | None = None  # why the writer could not write it
+
+
+class _Writer:
+    """Writes staged files on a thread of its own while the build renders the next draft: creating a
+    file is the slowest step of a write, and the kernel does it without the interpreter's lock."""
+
+    def __init__(self, depth: int = 64) -> None:
+        # Bounded, so memory stays flat however far rendering runs ahead of the disk.
+        self._jobs: queue.Queue[tuple[_Staged, bytes, int | None, bytes | None] | None] = queue.Queue(depth)
+        self._thread: threading.Thread | None = None
+
+    def submit(self, entry: _Staged, data: bytes, mode: int | None, follower: bytes | None) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="draft-writer", daemon=True)
+            self._thread.start()
+        self._jobs.put((entry, data, mode, follower))
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            entry, data, mode, follower = job
+            try:
+                if entry.follower is not None and follower is not None:
+                    _write_in_place(entry.follower.scratch, follower)
+                _write_new(entry.temp, data, mode)
+            except OSError as exc:
+                entry.error = exc
+            finally:
+                entry.written.set()
+                self._jobs.task_done()
+        self._jobs.task_done()
+
+    def drain(self) -> None:
+        """Wait until everything submitted is written (or has failed)."""
+        if self._thread is not None:
+            self._jobs.join()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 class DraftBatch:
     """Drafts written together, durable with one barrier instead of one per file.
 
-    Each draft is written to a temp file beside it; `commit()` makes them all durable with one sync
-    of the filesystem, renames each into place, then syncs the folders (so the renames last too).
-    Killed at any moment, every draft is the old file or the new one: temp files never replace a
-    draft before the sync, and the next run sweeps any left behind. A draft whose file changed on
-    disk after it was staged (a reviewer saved it meanwhile) is not replaced: their save wins.
+    Each draft is written to a temp file beside it (by a writer thread, while the build goes on);
+    `commit()` makes them all durable with one sync of the filesystem, renames each into place, then
+    syncs the folders (so the renames last too). Killed at any moment, every draft is the old file or
+    the new one: temp files never replace a draft before the sync, and the next run sweeps any left
+    behind. A draft whose file changed on disk after it was staged (a reviewer saved it meanwhile) is
+    not replaced: their save wins.
     """
 
-    def __init__(self, limit: int = 4000) -> None:
-        # Staged files (a draft and its state are two) that make the batch commit on its own, so
-        # memory stays flat: 2,000 drafts to a barrier.
+    def __init__(self, limit: int = 2000) -> None:
+        # Staged drafts that make the batch commit on its own, so memory stays flat.
         self.limit = limit
         self._staged: dict[Path, _Staged] = {}
         self._left: dict[Path, tuple[Literal["kept", "error"], str]] = {}
+        self._writer = _Writer()
+        self._folders: set[Path] = set()  # made (or found) in this batch: one mkdir each
+        self._names = itertools.count()
 
     def __len__(self) -> int:
         return len(self._staged)
 
-    def stage(self, path: Path, text: str, newline: str = "\n") -> None:
+    def stage(self, path: Path, text: str, newline: str = "\n", follower: Follower | None = None, *,
+              new: bool = False) -> None:
+        """Stage `text` for `path` (and a follower to put in place right after it). `new`: the caller
+        found no file at `path`, so one found there at commit is someone else's, and is kept."""
         if len(self._staged) >= self.limit:
             self._put_in_place()
-        temp = _write_temp(path, text, newline, sync=False)
+        data = _encoded(text, newline)  # an unencodable text fails here, in the caller's hands
+        follower_data = _encoded(follower.text, "\n") if follower is not None else None
+        for folder in (path.parent, *((follower.scratch.parent,) if follower is not None else ())):
+            if folder not in self._folders:
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise _unwritable(path, exc) from exc
+                self._folders.add(folder)
         earlier = self._staged.pop(path, None)
         if earlier is not None:  # written twice in one batch: the later text wins
+            earlier.written.wait()
             _unlink(earlier.temp)
-        self._staged[path] = _Staged(temp, _identity(path), earlier.actions if earlier else [])
-        pause_point(f"staged{path.suffix}")
+        before = None if new else _stat(path)
+        temp = path.parent / f"{TEMP_PREFIX}{path.name}.{os.getpid()}-{next(self._names)}{TEMP_SUFFIX}"
+        entry = _Staged(temp, _identity_of(before), follower, earlier.actions if earlier else [])
+        self._staged[path] = entry
+        self._writer.submit(entry, data, None if before is None else stat.S_IMODE(before.st_mode), follower_data)
+        points = ([f"staged{follower.scratch.suffix}"] if follower is not None else []) + [f"staged{path.suffix}"]
+        if any(pause_armed(point) for point in points):
+            entry.written.wait()  # a test stopping here sees the files written
+        for point in points:
+            pause_point(point)
 
     def unstage(self, path: Path) -> None:
         entry = self._staged.pop(path, None)
         if entry is not None:
+            entry.written.wait()
             _unlink(entry.temp)
 
     def then(self, path: Path, action: Callable[[], None]) -> bool:
@@ -338,27 +430,47 @@ class DraftBatch:
         staged, self._staged = self._staged, {}
         if not staged:
             return
+        self._writer.drain()
         left = self._left
-        _make_durable(list(staged.values()))
         for path, entry in staged.items():
-            if _identity(path) != entry.before:
+            if entry.error is not None:
                 _unlink(entry.temp)
-                left[path] = ("kept", "changed on disk while the pipeline worked on it; left alone until the next run")
-                continue
-            try:
-                os.replace(entry.temp, path)
-            except OSError as exc:
-                _unlink(entry.temp)
-                left[path] = ("error", _unwritable_reason(path, exc))
-                continue
-            pause_point(f"renamed{path.suffix}")
-        _sync_folders({path.parent for path in staged if path not in left})
+                left[path] = ("error", _unwritable_reason(path, entry.error))
+        _make_durable([entry for path, entry in staged.items() if path not in left])
+        for path, entry in staged.items():
+            if path not in left:
+                self._rename(path, entry)
+        _sync_folders({path.parent for path in staged if path not in left}
+                      | {e.follower.final.parent for p, e in staged.items() if e.follower and p not in left})
         for path, entry in staged.items():
             if path not in left:
                 for action in entry.actions:
                     action()
 
+    def _rename(self, path: Path, entry: _Staged) -> None:
+        """Put one draft in place, then its follower; record in `_left` why not."""
+        if _identity(path) != entry.before:
+            _unlink(entry.temp)
+            self._left[path] = ("kept", "changed on disk while the pipeline worked on it; left alone until the next run")
+            return
+        try:
+            os.replace(entry.temp, path)
+        except OSError as exc:
+            _unlink(entry.temp)
+            self._left[path] = ("error", _unwritable_reason(path, exc))
+            return
+        pause_point(f"renamed{path.suffix}")
+        if entry.follower is not None:
+            try:
+                os.replace(entry.follower.scratch, entry.follower.final)
+            except OSError as exc:  # the draft is in place: its scratch state is read with it (state.load_state)
+                self._left[path] = ("error", _unwritable_reason(entry.follower.final, exc))
+                return
+            pause_point(f"renamed{entry.follower.final.suffix}")
+
     def discard(self) -> None:
+        self._writer.drain()
+        self._writer.stop()
         for entry in self._staged.values():
             _unlink(entry.temp)
         self._staged = {}
@@ -380,41 +492,101 @@ def batched_writes() -> Iterator[DraftBatch]:
         batch.discard()
 
 
-def _write_temp(path: Path, text: str, newline: str, *, sync: bool) -> Path:
+def _encoded(text: str, newline: str) -> bytes:
+    return (text if newline == "\n" else text.replace("\n", newline)).encode("utf-8")
+
+
+def _create_temp(path: Path, data: bytes, mode: int | None, *, sync: bool) -> Path:
+    """`data` in a fresh temp file beside `path`, with the permissions of the file it replaces (`mode`)
+    or, for a new file, the umask's."""
+    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
-    except OSError as exc:
-        raise _unwritable(path, exc) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
-            handle.write(text)
-            if sync:
-                handle.flush()
-                os.fsync(handle.fileno())
-    except BaseException as exc:
+        os.fchmod(fd, mode if mode is not None else _NEW_FILE_MODE)
+        _write_all(fd, data)
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
         _unlink(temp)
-        if isinstance(exc, OSError):
-            raise _unwritable(path, exc) from exc
         raise
+    os.close(fd)
     return Path(temp)
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def _write_new(name: Path, data: bytes, mode: int | None) -> None:
+    """`data` in a new file called `name` (a temp name of this run: one a killed run left is ours to
+    replace), with the permissions of the file it will replace, or the umask's."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        stat = path.stat()
+        fd = os.open(name, flags, 0o666)
+    except FileExistsError:
+        _unlink(name)
+        fd = os.open(name, flags, 0o666)
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        _write_all(fd, data)
+    except BaseException:
+        os.close(fd)
+        _unlink(name)
+        raise
+    os.close(fd)
+
+
+def _write_in_place(path: Path, data: bytes) -> None:
+    """A scratch file written under its own name (nothing reads it until it is renamed or checked)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# A new draft gets the permissions any editor's new file gets (mkstemp alone would give 0600, which a
+# web server running as another user cannot read).
+_NEW_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def _mode_of(path: Path) -> int | None:
+    found = _stat(path)
+    return None if found is None else stat.S_IMODE(found.st_mode)
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
     except FileNotFoundError:
         return None
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _identity_of(found: os.stat_result | None) -> tuple[int, int, int] | None:
+    return None if found is None else (found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    return _identity_of(_stat(path))
 
 
 def _make_durable(entries: list[_Staged]) -> None:
     """One sync of each filesystem holding the temp files (Linux syncfs); elsewhere, one fsync each."""
-    by_device = {folder.stat().st_dev: folder for folder in {entry.temp.parent for entry in entries}}
+    files = [entry.temp for entry in entries] + [entry.follower.scratch for entry in entries if entry.follower]
+    by_device = {folder.stat().st_dev: folder for folder in {file.parent for file in files}}
     if all(_syncfs(folder) for folder in by_device.values()):
         return
-    for entry in entries:
-        with open(entry.temp, "rb") as handle:
+    for file in files:
+        with open(file, "rb") as handle:
             os.fsync(handle.fileno())
 
 

@@ -5,8 +5,9 @@ point POINT it writes "paused POINT PID" to the named pipe FIFO (waiting for the
 then waits until the test opens FIFO for writing (resume) or kills the process. Crash and lock tests
 use it to act at an exact moment instead of guessing one with a clock.
 
-Points: "staged.md" (a draft's new text is in its temp file; "staged.pending", "staged.json" for the
-state files beside drafts), "renamed.md" (a draft replaced; "renamed.pending", "renamed.json"),
+Points: "staged.md" (a draft's new text is in its temp file; "staged.pending" for its state, written
+under its pending name; "staged.json" for a state written alone), "renamed.md" (a draft replaced;
+"renamed.json" its state put in place after it),
 "lock-busy" (the project lock is held by another run; this one is about to wait).
 """
 
@@ -15,6 +16,12 @@ from __future__ import annotations
 import os
 
 _arrivals: dict[str, int] = {}
+
+
+def pause_armed(name: str) -> bool:
+    """Whether a test asked to stop at `name` (so the run can get there in a state worth seeing)."""
+    spec = os.environ.get("PIPELINE_PAUSE")
+    return bool(spec) and spec.startswith(f"{name}:")  # type: ignore[union-attr]
 
 
 def pause_point(name: str) -> None:

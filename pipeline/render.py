@@ -90,26 +90,35 @@ def make_environment(templates_dir: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates do not change during a run: no stat of each file per draft
     )
     env.filters["url"] = lambda url: Trusted(markdown_url(str(url)))
     return env
 
 
+_TEMPLATE_FAILURES = (jinja2.TemplateSyntaxError, jinja2.TemplateNotFound, jinja2.UndefinedError,
+                      jinja2.TemplateRuntimeError)
+
+
 def render_template(env: jinja2.Environment, name: str, **context: Any) -> str:
     """Render one shared template; a broken template or missing variable names file, line and variable."""
-    root = Path(env.loader.searchpath[0])  # type: ignore[union-attr]
     try:
         return env.get_template(name).render(**context)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(root / (exc.name or name), f"template syntax error: {exc.message}", exc.lineno) from exc
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(root / str(exc.name), "template is missing; restore it from git") from exc
-    except jinja2.UndefinedError as exc:
-        path, line = _failing_template(exc, root / name)
-        raise TemplateError(path, f"undefined variable ({exc.message}); fix the template", line) from exc
-    except jinja2.TemplateRuntimeError as exc:
-        path, line = _failing_template(exc, root / name)
-        raise TemplateError(path, str(exc)) from exc
+    except _TEMPLATE_FAILURES as exc:
+        raise _template_error(env, name, exc) from exc
+
+
+def _template_error(env: jinja2.Environment, name: str, exc: jinja2.TemplateError) -> TemplateError:
+    """What went wrong, as file, line and the fix (worked out only when something did)."""
+    root = Path(env.loader.searchpath[0])  # type: ignore[union-attr]
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError(root / (exc.name or name), f"template syntax error: {exc.message}", exc.lineno)
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return TemplateError(root / str(exc.name), "template is missing; restore it from git")
+    path, line = _failing_template(exc, root / name)
+    if isinstance(exc, jinja2.UndefinedError):
+        return TemplateError(path, f"undefined variable ({exc.message}); fix the template", line)
+    return TemplateError(path, str(exc))
 
 
 def _failing_template(exc: BaseException, fallback: Path) -> tuple[Path, int | None]:

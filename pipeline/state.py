@@ -18,10 +18,11 @@ import datetime as dt
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
-from .drafts import unstage, write_atomic
+from .drafts import Follower, after_write, current_batch, unstage, write_atomic
 from .errors import DraftError
 
 STATE_DIR = ".pipeline"
@@ -147,8 +148,38 @@ def _read(path: Path) -> DraftState | None:
                                "conflict markers in it, take either side and run `pipeline build`") from exc
 
 
-def load_state(output_dir: Path, slug: str) -> DraftState | None:
+@dataclass(frozen=True)
+class Listing:
+    """The drafts folder as listed when a run began. A draft or state it does not list is new and is
+    never looked for: on a first build that spares thousands of lookups of missing files, each one
+    waiting on the folder while new files are created in it. (A file that appears meanwhile is seen
+    when the draft is put in place, and left alone: see drafts.DraftBatch.)"""
+
+    drafts: frozenset[str]
+    states: frozenset[str]
+
+    @classmethod
+    def of(cls, output_dir: Path) -> Listing:
+        return cls(_names(output_dir), _names(output_dir / STATE_DIR))
+
+    def has_draft(self, slug: str) -> bool:
+        return f"{slug}.md" in self.drafts
+
+    def has_state(self, slug: str) -> bool:
+        return f"{slug}.json" in self.states or f"{slug}.json{PENDING_SUFFIX}" in self.states
+
+
+def _names(folder: Path) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(folder))
+    except FileNotFoundError:
+        return frozenset()
+
+
+def load_state(output_dir: Path, slug: str, listing: Listing | None = None) -> DraftState | None:
     """The draft's state, None when there is none (a draft made by hand or by an older pipeline)."""
+    if listing is not None and not listing.has_state(slug):
+        return None
     pending_path = _pending_path(output_dir, slug)
     if pending_path.exists():
         try:
@@ -178,6 +209,28 @@ def commit_state(output_dir: Path, slug: str, pending: Path) -> None:
                                 "is writable") from exc
 
 
+def write_with_state(path: Path, text: str, newline: str, state: DraftState, *, new: bool = False) -> None:
+    """Write a draft and its state (naming the draft's text) so that a kill at any moment leaves a
+    pair `load_state` reads right: the state is written to its pending name first, the draft is
+    renamed into place, then the state. `new`: the caller found no draft there (one that appears
+    before the batch commits is left alone)."""
+    output_dir, slug = path.parent, path.stem
+    state_text = replace(state, draft_sha256=text_sha256(text)).to_json()
+    batch = current_batch()
+    if batch is not None:  # both written by the batch's writer, put in place when it commits
+        batch.stage(path, text, newline, Follower(_pending_path(output_dir, slug), state_text,
+                                                  state_path(output_dir, slug)), new=new)
+        return
+    pending = _pending_path(output_dir, slug)
+    write_atomic(pending, state_text)
+    try:
+        write_atomic(path, text, newline)
+    except BaseException:
+        discard_state(pending)
+        raise
+    commit_state(output_dir, slug, pending)
+
+
 def discard_state(pending: Path) -> None:
     unstage(pending)  # staged in a batch of writes: never put in place
     try:
@@ -187,13 +240,20 @@ def discard_state(pending: Path) -> None:
 
 
 def save_state(output_dir: Path, slug: str, state: DraftState) -> None:
-    """Write a state alone (its draft did not change), unless it already says the same."""
+    """Write a state alone (its draft did not change), unless it already says the same.
+
+    A pending state (left by a run killed between a draft and its state, and maybe the one `state`
+    was read from) goes only once this state is in place: a kill before then keeps the pair readable.
+    """
     path = state_path(output_dir, slug)
+    pending = _pending_path(output_dir, slug)
     text = state.to_json()
-    discard_state(_pending_path(output_dir, slug))  # a staged state whose draft was never written
     try:
-        if path.read_text(encoding="utf-8") == text:
-            return
+        same = path.read_text(encoding="utf-8") == text
     except (OSError, UnicodeDecodeError):
-        pass
+        same = False
+    if same:
+        discard_state(pending)
+        return
     write_atomic(path, text)
+    after_write(path, partial(discard_state, pending))

@@ -234,13 +234,19 @@ class SQLStore:
         rows = self._query("SELECT slug, digest FROM fingerprints")
         return {row["slug"]: row["digest"] for row in sorted(rows, key=lambda row: str(row["slug"]))}
 
-    def save_fingerprint(self, slug: str, digest: str | None) -> None:
-        """Remember a draft's fingerprint; None forgets it, so the draft is looked at next time."""
-        if digest is None:
-            self._write_one("DELETE FROM fingerprints WHERE slug = ?", (slug,))
-        else:
-            self._write_one("""INSERT INTO fingerprints (slug, digest) VALUES (?, ?)
-                               ON CONFLICT (slug) DO UPDATE SET digest = excluded.digest""", (slug, digest))
+    def save_fingerprints(self, digests: Mapping[str, str | None]) -> None:
+        """Remember drafts' fingerprints in one transaction; None forgets one, so that draft is looked
+        at next time."""
+        forget = [(slug,) for slug, digest in digests.items() if digest is None]
+        keep = [(slug, digest) for slug, digest in digests.items() if digest is not None]
+        if not forget and not keep:
+            return
+        with self.transaction():
+            if forget:
+                self._executemany("DELETE FROM fingerprints WHERE slug = ?", forget)
+            if keep:
+                self._executemany("""INSERT INTO fingerprints (slug, digest) VALUES (?, ?)
+                                     ON CONFLICT (slug) DO UPDATE SET digest = excluded.digest""", keep)
 
     # -- model response cache ----------------------------------------------------------------
 

@@ -107,10 +107,10 @@ def test_a_400_guide_build_killed_midway_leaves_no_torn_draft(big_project: Path,
     assert sum(new[name] != old[name] for name in old) >= GUIDES + 1  # all but the WeChat guide
 
     rng = random.Random(5)
-    # After some drafts are replaced; while drafts are staged; with a draft's state in place but not
-    # yet the draft; and again after some replacements.
+    # After some drafts are replaced (each a moment its state is not yet); while drafts are staged;
+    # with states written under their pending names and no draft replaced; after states are in place.
     kills = [("renamed.md", rng.randint(10, 100)), ("staged.md", rng.randint(10, 100)),
-             ("renamed.pending", rng.randint(10, 100)), ("renamed.md", rng.randint(10, 100))]
+             ("staged.pending", rng.randint(10, 100)), ("renamed.json", rng.randint(10, 100))]
     for kill, (point, count) in enumerate(kills):
         kill_at(root, point, count, "build", "--offline")
         seen_old, seen_new = assert_each_draft_old_or_new(root, old, new)

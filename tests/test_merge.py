@@ -309,7 +309,7 @@ def test_refresh_keeps_an_approved_draft_approved_through_a_further_reading_chan
 
 
 def test_a_draft_saved_by_a_reviewer_during_a_run_is_not_overwritten(built: Path) -> None:
-    from pipeline.build import _write_unless_changed_meanwhile
+    from pipeline.build import write_draft
 
     path = draft_path(built)
     read_by_the_run = read_draft(path)
@@ -317,9 +317,9 @@ def test_a_draft_saved_by_a_reviewer_during_a_run_is_not_overwritten(built: Path
     edit(path, REVIEWER_LINE, "Saved meanwhile. " + REVIEWER_LINE)  # the reviewer saves mid-run
     saved = path.read_text(encoding="utf-8")
 
-    written = _write_unless_changed_meanwhile(path, read_by_the_run, read_by_the_run.text + "\nthe run's text\n")
+    written = write_draft(path, read_by_the_run, read_by_the_run.text + "\nthe run's text\n")
 
     assert written is False
     assert path.read_text(encoding="utf-8") == saved
-    assert _write_unless_changed_meanwhile(path, read_draft(path), "new\n") is True  # type: ignore[arg-type]
-    assert path.read_text(encoding="utf-8") == "new\n"
+    assert write_draft(path, read_draft(path), saved + "\nnew\n") is True
+    assert path.read_text(encoding="utf-8") == saved + "\nnew\n"

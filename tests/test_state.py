@@ -297,3 +297,4 @@ def test_a_reviewers_edit_leaves_the_state_untouched_so_git_sees_one_change(buil
     for command in ("refresh", "build"):
         assert run(built, command).exit_code == 0
         assert state_file.read_bytes() == before, command
+

@@ -61,10 +61,8 @@ def test_generated_parts_fingerprints_and_model_cache_are_kept(store_location: s
     with open_store(store_location) as store:
         store.save_generated("visa", {"further-reading": "one", "*": "all"})
         store.save_generated("visa", {"further-reading": "two"})
-        store.save_fingerprint("visa", "abc")
-        store.save_fingerprint("visa", "def")
-        store.save_fingerprint("bank", "x")
-        store.save_fingerprint("bank", None)
+        store.save_fingerprints({"visa": "abc", "bank": "x"})
+        store.save_fingerprints({"visa": "def", "bank": None})
         store.cache_response("k", "fake:model", "first", NOW)
         store.cache_response("k", "fake:model", "second", NOW)
     with open_store(store_location) as store:

@@ -148,7 +148,7 @@ def test_store_copy_refuses_a_target_that_holds_rows_unless_forced(project: Path
         store.save_items(news(3), NOW)
     with open_store(target) as store:
         store.save_items(news(5), NOW)
-        store.save_fingerprint("visa", "abc")
+        store.save_fingerprints({"visa": "abc"})
     refused = run(project, "store", "copy", source, target)
     assert refused.exit_code == 1
     assert "already holds rows (5 in items, 1 in fingerprints); pass --force" in refused.stderr
