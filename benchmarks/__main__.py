@@ -80,6 +80,13 @@ def reset_build(root: Path, pristine_store: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{root / 'pipeline.sqlite3'}{suffix}").unlink(missing_ok=True)
     shutil.copy(pristine_store, root / "pipeline.sqlite3")
+    settle()
+
+
+def settle() -> None:
+    """Flush what resetting deleted and wrote: the run measured next should not pay for it (creating
+    files while the journal still frees thousands of old ones costs several times as much)."""
+    os.sync()
 
 
 def bench_build(work: Path, guides: int, repeats: int) -> list[bool]:
@@ -93,6 +100,7 @@ def bench_build(work: Path, guides: int, repeats: int) -> list[bool]:
 
     def floor() -> Run:
         shutil.rmtree(work / "floor", ignore_errors=True)
+        settle()
         return run([sys.executable, "-m", "benchmarks.floor", str(root / "output"), str(work / "floor")])
 
     first = best(repeats, first_build)

@@ -29,10 +29,11 @@ from .drafts import (
     set_front_matter_key,
     split_draft,
     write_atomic,
+    written_digest,
 )
 from .entries import CHOICES_KEY, arrange, entry_items, read_choices, read_list, story_entries, write_choices
 from .errors import ChoicesError, DraftError, GuideError, PipelineError, StoreError
-from .fingerprint import BuildInputs, read_bytes
+from .fingerprint import BuildInputs, files_digest, read_bytes
 from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item, LinkVerdicts, ListChoices, Outcome
 from .policy import (
@@ -154,18 +155,24 @@ def _generation(settings: Settings, guide: Guide, listing: ListPlan, feeds: Sequ
     return generation
 
 
-def _draft_bytes(settings: Settings, slug: str) -> bytes | None:
-    """A draft's bytes and its state's: a state taken from either side of a git conflict is looked at."""
+def _files_digest(settings: Settings, slug: str) -> tuple[bytes | None, str | None]:
+    """A draft's bytes (None: no draft) and the digest of its files as they are on disk."""
     draft = read_bytes(settings.output_dir / f"{slug}.md")
     if draft is None:
-        return None
-    return draft + b"\0" + (read_bytes(state_path(settings.output_dir, slug)) or b"")
+        return None, None
+    return draft, files_digest(draft, read_bytes(state_path(settings.output_dir, slug)))
 
 
-def _fingerprint(recorded: dict[str, str | None], settings: Settings, slug: str, inputs: BuildInputs,
+def _fingerprint(recorded: dict[str, str | None], settings: Settings, path: Path, inputs: BuildInputs,
                  guide_path: Path, chosen: list[Item], guide_bytes: bytes | None, clean: bool) -> None:
-    # Only a clean outcome may be skipped next time: notes must keep reaching a person.
-    recorded[slug] = inputs.draft(guide_path, chosen, _draft_bytes(settings, slug), guide_bytes) if clean else None
+    # Only a clean outcome may be skipped next time: notes must keep reaching a person. What was just
+    # put in place is not read back: the batch hashed it as it wrote it.
+    slug = path.stem
+    if not clean:
+        recorded[slug] = None
+        return
+    files = written_digest(path) or _files_digest(settings, slug)[1]
+    recorded[slug] = inputs.draft(guide_path, chosen, files, guide_bytes)
 
 
 def _wanted_guide_paths(settings: Settings, only: Sequence[str] | None) -> tuple[list[Path], list[DraftReport]]:
@@ -258,7 +265,7 @@ def _build_drafts(
                 since = now.date() - dt.timedelta(days=guide.max_age_days)
                 windows[guide.max_age_days] = Candidates(store.items(since=since), now, guide.max_age_days)
             window = windows[guide.max_age_days]
-            draft_bytes = _draft_bytes(settings, slug) if on_disk.has_draft(slug) else None
+            draft_bytes, files = _files_digest(settings, slug) if on_disk.has_draft(slug) else (None, None)
             remembered = _remembered_choices(path, draft_bytes)
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
@@ -272,7 +279,7 @@ def _build_drafts(
             if (twin, passed_over) not in selections:
                 selections[twin, passed_over] = choose(passed_over)
             chosen = selections[twin, passed_over]
-            digest = inputs.draft(guide_path, chosen, draft_bytes, guide_bytes)
+            digest = inputs.draft(guide_path, chosen, files, guide_bytes)
             if not force and fingerprints.get(slug) == digest:
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
@@ -294,7 +301,7 @@ def _build_drafts(
             # Only a clean outcome may be skipped next time. The selection fingerprinted is the one the
             # next run makes from the reviewer choices written now.
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
-            after_write(path, partial(_fingerprint, recorded, settings, slug, inputs, guide_path, listing.selection,
+            after_write(path, partial(_fingerprint, recorded, settings, path, inputs, guide_path, listing.selection,
                                       guide_bytes, clean))
         except StoreError:
             raise  # the store is gone (e.g. the server stopped): stop the run, with one line

@@ -25,6 +25,7 @@ from typing import Literal
 import yaml
 
 from .errors import DraftError
+from .fingerprint import files_digest
 from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, replace_key, split_front_matter
 from .pause import pause_armed, pause_point
 from .yamlout import fast_dump
@@ -267,6 +268,13 @@ def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
     pause_point(f"renamed{path.suffix}")
 
 
+def written_digest(path: Path) -> str | None:
+    """fingerprint.files_digest() of the draft and state the current batch put at `path`, if it did:
+    what was just written need not be read back to be fingerprinted."""
+    batch = _batch.get()
+    return batch.digest(path) if batch is not None else None
+
+
 def current_batch() -> DraftBatch | None:
     """The batch `write_atomic` stages into right now, if any."""
     return _batch.get()
@@ -309,6 +317,7 @@ class _Staged:
     actions: list[Callable[[], None]] = field(default_factory=list)
     written: threading.Event = field(default_factory=threading.Event)
     error: OSError | None = None  # why the writer could not write it
+    digest: str | None = None  # fingerprint.files_digest() of the draft and its follower, as written
 
 
 class _Writer:
@@ -332,6 +341,7 @@ class _Writer:
             try:
                 if entry.follower is not None and follower is not None:
                     _write_in_place(entry.follower.scratch, follower)
+                    entry.digest = files_digest(data, follower)  # hashed here, beside the main thread
                 _write_new(entry.temp, data, mode)
             except OSError as exc:
                 entry.error = exc
@@ -370,6 +380,7 @@ class DraftBatch:
         self._left: dict[Path, tuple[Literal["kept", "error"], str]] = {}
         self._writer = _Writer()
         self._folders: set[Path] = set()  # made (or found) in this batch: one mkdir each
+        self._digests: dict[Path, str] = {}  # drafts put in place with their followers -> files_digest()
         self._names = itertools.count()
 
     def __len__(self) -> int:
@@ -467,6 +478,12 @@ class DraftBatch:
                 self._left[path] = ("error", _unwritable_reason(entry.follower.final, exc))
                 return
             pause_point(f"renamed{entry.follower.final.suffix}")
+            if entry.digest is not None:
+                self._digests[path] = entry.digest
+
+    def digest(self, path: Path) -> str | None:
+        """files_digest() of the draft this batch put at `path` with its follower, if it did."""
+        return self._digests.get(path)
 
     def discard(self) -> None:
         self._writer.drain()

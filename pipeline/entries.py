@@ -138,6 +138,8 @@ def entry_items(entries: Iterable[ListEntry], stored: Iterable[Item]) -> list[It
         if item is None:
             items.append(Item(feed_url="", guid=entry.link, headline=entry.headline, source=entry.source,
                               date=entry.date, url=entry.link))
+        elif (item.headline, item.source, item.date) == (entry.headline, entry.source, entry.date):
+            items.append(item)  # as stored: most entries, in most drafts
         else:
             items.append(replace(item, headline=entry.headline, source=entry.source, date=entry.date))
     return items
@@ -202,7 +204,7 @@ def arrange(
     kept_fixes = tuple((link, needed) for link, fix in choices.fix
                        if link in as_fed and (needed := _needed(fix, as_fed[link])) is not None)
     return ListArrangement(
-        entries=tuple(replace(entry, line=0) for entry in (*pins, *listed)),
+        entries=tuple(replace(entry, line=0) if entry.line else entry for entry in (*pins, *listed)),
         choices=replace(choices, fix=kept_fixes),
         unresolved_pins=unresolved,
     )

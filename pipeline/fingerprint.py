@@ -48,9 +48,10 @@ class BuildInputs:
             digest.update(part.encode() + b"\0")
         return cls(digest.hexdigest())
 
-    def draft(self, guide_path: Path, chosen: Sequence[Item], draft_bytes: bytes | None,
+    def draft(self, guide_path: Path, chosen: Sequence[Item], files: str | None,
               guide_bytes: bytes | None = None) -> str:
-        """The fingerprint of one draft: shared inputs, its guide, its items and its file as it is."""
+        """The fingerprint of one draft: shared inputs, its guide, its items and its files as they are
+        (`files`: files_digest() of the draft and its state, None when there is no draft)."""
         digest = hashlib.sha256(self.digest.encode())
         digest.update(guide_path.name.encode() + b"\0")
         try:
@@ -62,8 +63,14 @@ class BuildInputs:
                           item.date.isoformat() if item.date else "", item.url):
                 digest.update(value.encode() + b"\0")
             digest.update(b"\1")
-        digest.update(b"\2" if draft_bytes is None else b"\3" + draft_bytes)
+        digest.update(b"\2" if files is None else b"\3" + files.encode())
         return digest.hexdigest()
+
+
+def files_digest(draft: bytes, state: bytes | None) -> str:
+    """One hash of a draft's bytes and its state's (a state taken from either side of a git
+    conflict is looked at too)."""
+    return hashlib.sha256(draft + b"\0" + (state or b"")).hexdigest()
 
 
 def read_bytes(path: Path) -> bytes | None:
