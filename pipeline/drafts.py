@@ -36,6 +36,10 @@ _REGION = re.compile(
     r"^<!-- pipeline:begin (?P<name>[a-z][a-z0-9-]*) -->\n(?P<content>.*?)\n?^<!-- pipeline:end (?P=name) -->$",
     re.MULTILINE | re.DOTALL,
 )
+# The same regions, found many times faster: without the leading "^" the engine skips to the marker's
+# text instead of trying every position. Equal whenever each begin marker starts a line (_regions()).
+_REGION_UNANCHORED = re.compile(_REGION.pattern.removeprefix("^"), re.MULTILINE | re.DOTALL)
+_BEGIN = "<!-- pipeline:begin "
 _MARKER = re.compile(r"<!-- pipeline:(begin|end) ([a-z][a-z0-9-]*) -->")
 
 
@@ -187,7 +191,7 @@ def repeated_regions(body: str) -> list[tuple[int, str]]:
 
 
 def find_regions(body: str) -> dict[str, str]:
-    return {m.group("name"): m.group("content") for m in _REGION.finditer(body)}
+    return {m.group("name"): m.group("content") for m in _regions(body).finditer(body)}
 
 
 def marker_problems(body: str) -> list[tuple[int, str]]:
@@ -223,12 +227,19 @@ def replace_region(body: str, name: str, content: str) -> str:
         inner = f"{content}\n" if content else ""
         return f"<!-- pipeline:begin {name} -->\n{inner}<!-- pipeline:end {name} -->"
 
-    return _REGION.sub(swap, body)
+    return _regions(body).sub(swap, body)
 
 
 def blank_regions(body: str) -> str:
     """The body with every region emptied: what reviewers own, for merging."""
-    return _REGION.sub(lambda m: f"<!-- pipeline:begin {m.group('name')} -->\n<!-- pipeline:end {m.group('name')} -->", body)
+    return _regions(body).sub(lambda m: f"<!-- pipeline:begin {m.group('name')} -->\n<!-- pipeline:end {m.group('name')} -->", body)
+
+
+def _regions(body: str) -> re.Pattern[str]:
+    """The region pattern for `body`: the fast one when every begin marker starts a line (then a
+    match can only start where the anchored one's does), else the anchored one."""
+    at_line_start = body.count("\n" + _BEGIN) + body.startswith(_BEGIN)
+    return _REGION_UNANCHORED if body.count(_BEGIN) == at_line_start else _REGION
 
 
 def fill_regions(skeleton: str, regions: dict[str, str]) -> str:

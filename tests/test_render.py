@@ -391,3 +391,18 @@ def test_a_batch_past_its_limit_commits_on_its_own_and_stays_one_barrier_per_bat
         batch.commit()
     assert barriers == [3, 3, 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"d{n}.md" for n in range(7)]
+
+
+_REGION_TEXT = st.lists(st.sampled_from(["<!-- pipeline:begin context -->", "<!-- pipeline:end context -->",
+                                         "<!-- pipeline:begin further-reading -->", "<!-- pipeline:end further-reading -->",
+                                         "text", "x <!-- pipeline:begin context -->", "", "\n"]), max_size=12)
+
+
+@given(_REGION_TEXT)
+def test_regions_are_found_as_the_anchored_pattern_finds_them(lines) -> None:
+    # The fast, unanchored pattern is used only where it finds exactly what the anchored one does.
+    body = "\n".join(lines)
+    expected = {m.group("name"): m.group("content") for m in drafts._REGION.finditer(body)}
+    assert drafts.find_regions(body) == expected
+    assert drafts.blank_regions(body) == drafts._REGION.sub(
+        lambda m: f"<!-- pipeline:begin {m.group('name')} -->\n<!-- pipeline:end {m.group('name')} -->", body)
