@@ -404,7 +404,7 @@ class Candidates:
                     masks[where] |= 1 << self._lone[number]
                 else:
                     shared.append((number, where == 0))
-        return _Hits(masks[0], masks[1], tuple(sorted(shared)), holds)
+        return _Hits(masks[0], masks[1], tuple(shared), holds)
 
     def _levels(self, terms: Terms, tags: tuple[str, ...], feed_tags: dict[str, tuple[str, ...]]) -> dict[int, int]:
         """Score -> mask of the stories with that relevance (tag included), as _evidence() scores them.
@@ -445,12 +445,9 @@ class Candidates:
                 for number, headline in self._hit(key).shared:
                     scores[number] = scores.get(number, 0) + (in_headline if headline else in_summary)
         best: dict[int, int] = {}
-        for number in sorted(scores):  # the first copy wins a tie
-            score = scores[number]
+        for number, score in scores.items():
             score += SHARED_TAG if score >= ENOUGH_EVIDENCE and self._copies[number].feed_url in tagged else 0
-            story = self._story[number]
-            if score > best.get(story, 0):
-                best[story] = score
+            best[self._story[number]] = max(score, best.get(self._story[number], 0))
         return best
 
     def _listable(self, terms: Terms) -> int:
