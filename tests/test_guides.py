@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from pipeline.cli import cli
@@ -154,4 +156,18 @@ def test_shipped_guides_are_well_formed(slug: str) -> None:
 def test_the_line_scan_finds_the_headings_the_parser_finds(text: str) -> None:
     from pipeline import markdown
 
+    assert markdown.document_headings(text) == markdown.headings(markdown.parse_blocks(text))
+
+
+_MARKDOWN_LINES = st.lists(st.sampled_from([
+    "## Heading", "# Title #", "### Q?", "#tag", "####### seven", "", "text", "- item", "  indented", "\tcode",
+    "```", "~~~", "<div>", "===", "---", "- ", "> quote", "## x\t", "1. one", "## C# x",
+]), max_size=14)
+
+
+@given(_MARKDOWN_LINES)
+def test_the_line_scan_finds_the_headings_the_parser_finds_in_any_mix_of_lines(lines) -> None:
+    from pipeline import markdown
+
+    text = "\n".join(lines)
     assert markdown.document_headings(text) == markdown.headings(markdown.parse_blocks(text))
