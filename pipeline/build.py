@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -34,6 +35,7 @@ from .drafts import (
 from .entries import CHOICES_KEY, arrange, entry_items, read_choices, read_list, story_entries, write_choices
 from .errors import ChoicesError, DraftError, GuideError, PipelineError, StoreError
 from .fingerprint import BuildInputs, files_digest, read_bytes
+from .pause import pause_active
 from .guides import guide_paths, load_guide
 from .models import Draft, Feed, Guide, Item, LinkVerdicts, ListChoices, Outcome
 from .policy import (
@@ -68,7 +70,8 @@ from .state import (
     text_sha256,
     write_with_state,
 )
-from .store import Store
+from .store import Store, open_store
+from .workers import can_fork, with_child
 
 # Region -> its own merge strategy (e.g. the Further Reading list, entry by entry); any other region is
 # replaced or left alone whole (`policy.whole_region`).
@@ -191,6 +194,27 @@ def _wanted_guide_paths(settings: Settings, only: Sequence[str] | None) -> tuple
     return paths, failures
 
 
+@dataclass(frozen=True)
+class BuildRun:
+    """What every draft of one run shares, worked out once (before a second process is forked)."""
+
+    settings: Settings
+    feeds: Sequence[Feed]
+    now: dt.datetime
+    force: bool
+    regions_only: bool
+    context_drafter: ContextDrafter | None
+    links: LinkVerdicts | None
+    inputs: BuildInputs
+    fingerprints: dict[str, str]
+    on_disk: Listing
+
+
+# Guides from which a build shares its drafts with a second process: below it, forking costs more
+# than the second core saves.
+SHARED_FROM = 200
+
+
 def build_drafts(
     settings: Settings,
     store: Store,
@@ -202,39 +226,59 @@ def build_drafts(
     regions_only: bool = False,
     context_drafter: ContextDrafter | None = None,
     links: LinkVerdicts | None = None,
+    processes: int | None = None,
 ) -> BuildReport:
     """Render every guide and bring its draft up to date; one bad guide never stops the others.
 
     `links` (from link health) names links never to list (dead) and links that moved (the entry
     takes the new URL). Drafts and their states are written as a batch made durable with one sync
     (drafts.DraftBatch); what follows a draft's write waits until the draft is in place. A draft a
-    reviewer saved meanwhile is left alone, and reported so.
+    reviewer saved meanwhile is left alone, and reported so. A large build shares its guides with a
+    forked second process (`processes`: 1 or 2; None decides by size, see `_processes`).
     """
+    _prepare_output(settings)
+    paths, failures = _wanted_guide_paths(settings, only)
+    run = BuildRun(settings, tuple(feeds), now, force, regions_only, context_drafter, links,
+                   BuildInputs.collect(settings.templates_dir, settings.output_dir, settings.model,
+                                       "refresh" if regions_only else "build"),
+                   store.fingerprints(), Listing.of(settings.output_dir))
+    if _processes(run, len(paths), processes) > 1:
+        half = (len(paths) + 1) // 2  # each process writes its own drafts: no file is written by both
+        (theirs, their_records), (reports, recorded) = with_child(
+            partial(_build_share, run, None, paths[half:]), partial(_build_share, run, store, paths[:half]))
+        reports += theirs
+        recorded.update(their_records)
+    else:
+        reports, recorded = _build_share(run, store, paths)
+    store.save_fingerprints(recorded)  # one transaction; a run killed before it only rebuilds more next time
+    return BuildReport(tuple(failures + reports))
+
+
+def _processes(run: BuildRun, guides: int, wanted: int | None) -> int:
+    """Two processes for a large build on a machine with two cores, one otherwise: and always one
+    with a model (its calls, cache and notes belong to this process) or a test's pause hook."""
+    if not hasattr(os, "fork") or run.context_drafter is not None or pause_active():
+        return 1
+    if wanted is not None:
+        return max(1, min(2, wanted))
+    return 2 if guides >= SHARED_FROM and can_fork() else 1
+
+
+def _build_share(run: BuildRun, store: Store | None, paths: Sequence[Path]) -> tuple[list[DraftReport], dict[str, str | None]]:
+    """The drafts of `paths`, written as one batch, and their fingerprints to record. With `store`
+    None (a forked process), the store is opened anew: a connection must not be shared by two."""
+    if store is None:
+        with open_store(run.settings.store_location) as own:
+            return _build_share(run, own, paths)
     recorded: dict[str, str | None] = {}  # slug -> fingerprint, once its draft is in place
     with batched_writes() as batch:
-        report = _build_drafts(settings, store, feeds, now, recorded, force=force, only=only,
-                               regions_only=regions_only, context_drafter=context_drafter, links=links)
+        reports = _build_drafts(run, store, paths, recorded)
         left = batch.commit()
-    store.save_fingerprints(recorded)  # one transaction; a run killed before it only rebuilds more next time
-    if not left:
-        return report
-    return BuildReport(tuple(DraftReport(d.slug, d.path, left[d.path][0], (f"{d.path}: {left[d.path][1]}",))
-                             if d.path in left else d for d in report.drafts))
+    return [DraftReport(d.slug, d.path, left[d.path][0], (f"{d.path}: {left[d.path][1]}",)) if d.path in left else d
+            for d in reports], recorded
 
 
-def _build_drafts(
-    settings: Settings,
-    store: Store,
-    feeds: Sequence[Feed],
-    now: dt.datetime,
-    recorded: dict[str, str | None],
-    *,
-    force: bool = False,
-    only: Sequence[str] | None = None,
-    regions_only: bool = False,
-    context_drafter: ContextDrafter | None = None,
-    links: LinkVerdicts | None = None,
-) -> BuildReport:
+def _prepare_output(settings: Settings) -> None:
     try:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # e.g. a file named output, or a read-only project folder
@@ -242,14 +286,14 @@ def _build_drafts(
                                               "move away what is in its place or make its parent writable") from exc
     remove_stale_temp_files(settings.output_dir)
     remove_stale_temp_files(settings.output_dir / STATE_DIR)
-    paths, reports = _wanted_guide_paths(settings, only)
-    on_disk = Listing.of(settings.output_dir)
+
+
+def _build_drafts(run: BuildRun, store: Store, paths: Sequence[Path], recorded: dict[str, str | None]) -> list[DraftReport]:
+    settings, now, links = run.settings, run.now, run.links
+    reports: list[DraftReport] = []
     env: object | None = None  # made at the first draft that needs rendering: none when all are skipped
     empty_list = ""  # the Further Reading the templates write when no story matched, rendered with env
-    feed_tags = {feed.url: feed.tags for feed in feeds}
-    inputs = BuildInputs.collect(settings.templates_dir, settings.output_dir, settings.model,
-                                 "refresh" if regions_only else "build")
-    fingerprints = store.fingerprints()
+    feed_tags = {feed.url: feed.tags for feed in run.feeds}
     # One guide at a time, so memory stays flat however many guides there are. Items are read once
     # per age window and selections are shared by guides that differ only in slug and path.
     windows: dict[int, Candidates] = {}
@@ -265,7 +309,7 @@ def _build_drafts(
                 since = now.date() - dt.timedelta(days=guide.max_age_days)
                 windows[guide.max_age_days] = Candidates(store.items(since=since), now, guide.max_age_days)
             window = windows[guide.max_age_days]
-            draft_bytes, files = _files_digest(settings, slug) if on_disk.has_draft(slug) else (None, None)
+            draft_bytes, files = _files_digest(settings, slug) if run.on_disk.has_draft(slug) else (None, None)
             remembered = _remembered_choices(path, draft_bytes)
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
             twin = hashlib.sha256(guide_bytes).digest() if guide_bytes is not None else slug.encode()
@@ -279,36 +323,36 @@ def _build_drafts(
             if (twin, passed_over) not in selections:
                 selections[twin, passed_over] = choose(passed_over)
             chosen = selections[twin, passed_over]
-            digest = inputs.draft(guide_path, chosen, files, guide_bytes)
-            if not force and fingerprints.get(slug) == digest:
+            digest = run.inputs.draft(guide_path, chosen, files, guide_bytes)
+            if not run.force and run.fingerprints.get(slug) == digest:
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
             existing = read_draft(path) if draft_bytes is not None else None
-            if regions_only and existing is None:
+            if run.regions_only and existing is None:
                 continue  # refresh only maintains drafts that `build` created
             if env is None:
                 from .render import make_environment, render_further_reading
 
                 env = make_environment(settings.templates_dir)
                 empty_list = render_further_reading(env, [])
-            last = last_written(store, settings.output_dir, slug, existing is not None, on_disk)
+            last = last_written(store, settings.output_dir, slug, existing is not None, run.on_disk)
             listing = plan_list(empty_list, existing, last.regions.get("further-reading") if last else None,
                                 remembered, choose, guide.further_reading_count, chosen)
-            generation = _generation(settings, guide, listing, feeds, now, env, context_drafter,
-                                     path, existing, last, force=force, regions_only=regions_only)
-            report = _update(slug, path, generation, existing, last, listing, stamp(now), force=force,
-                             regions_only=regions_only)
+            generation = _generation(settings, guide, listing, run.feeds, now, env, run.context_drafter,
+                                     path, existing, last, force=run.force, regions_only=run.regions_only)
+            report = _update(slug, path, generation, existing, last, listing, stamp(now), force=run.force,
+                             regions_only=run.regions_only)
             # Only a clean outcome may be skipped next time. The selection fingerprinted is the one the
             # next run makes from the reviewer choices written now.
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
-            after_write(path, partial(_fingerprint, recorded, settings, path, inputs, guide_path, listing.selection,
-                                      guide_bytes, clean))
+            after_write(path, partial(_fingerprint, recorded, settings, path, run.inputs, guide_path,
+                                      listing.selection, guide_bytes, clean))
         except StoreError:
             raise  # the store is gone (e.g. the server stopped): stop the run, with one line
         except PipelineError as exc:
             report = DraftReport(slug, path, "error", (exc.message,))
         reports.append(report)
-    return BuildReport(tuple(reports))
+    return reports
 
 
 def last_written(store: Store, output_dir: Path, slug: str, on_disk: bool = True,

@@ -18,6 +18,11 @@ import os
 _arrivals: dict[str, int] = {}
 
 
+def pause_active() -> bool:
+    """Whether a test set a pause point: a run then stays in one process, so arrivals count in one."""
+    return bool(os.environ.get("PIPELINE_PAUSE"))
+
+
 def pause_armed(name: str) -> bool:
     """Whether a test asked to stop at `name` (so the run can get there in a state worth seeing)."""
     spec = os.environ.get("PIPELINE_PAUSE")
