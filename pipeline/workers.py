@@ -12,7 +12,7 @@ import os
 import pickle
 import traceback
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from .errors import PipelineError
 
@@ -41,8 +41,7 @@ def with_child(in_child: Callable[[], Result], here: Callable[[], Here]) -> tupl
     except BaseException:
         _collect(read_end, pid)  # wait for the child; its own failure is not the one to report
         raise
-    theirs: Result = _collect(read_end, pid)
-    return theirs, mine
+    return cast(Result, _collect(read_end, pid)), mine
 
 
 def _run_child(work: Callable[[], object], write_end: int) -> None:
@@ -71,7 +70,7 @@ def _pickled_failure(exc: BaseException) -> bytes:
         return pickle.dumps(("error", RuntimeError(f"in the build's second process:\n{text}")))
 
 
-def _collect(read_end: int, pid: int) -> Result:
+def _collect(read_end: int, pid: int) -> object:
     with os.fdopen(read_end, "rb") as inp:
         payload = inp.read()
     _, status = os.waitpid(pid, 0)
@@ -81,4 +80,4 @@ def _collect(read_end: int, pid: int) -> Result:
     kind, value = pickle.loads(payload)  # noqa: S301 - our own child's bytes
     if kind == "error":
         raise value
-    return value  # type: ignore[no-any-return]
+    return value
