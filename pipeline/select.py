@@ -205,6 +205,27 @@ def _is_excluded(url: str, excluded: Collection[str]) -> bool:
     return bool(excluded) and (url in excluded or link_target(url) in excluded)
 
 
+@dataclass(frozen=True)
+class _Hits:
+    """Where a window's copies hold one key, as masks of story ranks (see Candidates.select)."""
+
+    headline: int  # stories carried by one copy, whose headline holds the key
+    summary: int  # stories carried by one copy, whose summary holds the key and headline does not
+    shared: tuple[tuple[int, bool], ...]  # (copy, in its headline) for stories with several copies
+    holds: int  # stories any copy of which holds the key anywhere (what veto() looks for)
+
+
+def _raise(levels: dict[int, int], mask: int, weight: int, least: int) -> None:
+    """Move the stories of `mask` up `weight` levels, from every level of at least `least`."""
+    for score in sorted(levels, reverse=True):  # from the top: a story moved up is not moved again
+        if score < least:
+            break
+        moved = levels[score] & mask
+        if moved:
+            levels[score] ^= moved
+            levels[score + weight] = levels.get(score + weight, 0) | moved
+
+
 class Candidates:
     """The items one age window offers, worked out once for every guide that shares the window.
 
@@ -253,10 +274,28 @@ class Candidates:
             self._rank[story] = rank
         self._headline = [stems(copy.headline) for copy in self._copies]
         self._summary = [stems(copy.summary) if copy.summary else " " for copy in self._copies]
-        self._with_word: dict[str, list[int]] = {}  # stemmed word of a headline or summary -> copies
+        self._index(order)
+
+    def _index(self, order: list[int]) -> None:
+        """The word indexes and story masks every guide of the window looks things up in."""
+        # Stemmed word -> the copies holding it, in their headline and in their summary.
+        self._in_headline: dict[str, set[int]] = {}
+        self._in_summary: dict[str, set[int]] = {}
         for number in range(len(self._copies)):
-            for word in set(self._headline[number].split()) | set(self._summary[number].split()):
-                self._with_word.setdefault(word, []).append(number)
+            for word in self._headline[number].split():
+                self._in_headline.setdefault(word, set()).add(number)
+            for word in self._summary[number].split():
+                self._in_summary.setdefault(word, set()).add(number)
+        # select() works on sets of stories as integer bit masks, bit n standing for the story of rank
+        # n: a set operation then costs a few machine words, and the lowest bit is the best-ranked story.
+        self._by_rank = order
+        self._lone = [self._rank[self._story[n]] if len(self._copies_of[self._story[n]]) == 1 else -1
+                      for n in range(len(self._copies))]  # copy -> its story's rank, when it is the only copy
+        self._in_feed: dict[str, int] = {}  # feed -> mask of the stories it alone carries
+        for number, copy in enumerate(self._copies):
+            if self._lone[number] >= 0:
+                self._in_feed[copy.feed_url] = self._in_feed.get(copy.feed_url, 0) | 1 << self._lone[number]
+        self._hits: dict[str, _Hits] = {}  # stemmed key -> where it is found, worked out once per window
 
     def _evidence(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]]) -> dict[int, tuple[int, Evidence]]:
         """Story -> (score, evidence of its best copy), for stories holding any of the guide's words.
@@ -267,7 +306,8 @@ class Candidates:
         terms = Terms.of(guide)
         touched: set[int] = set()
         for key in (*terms.keywords, *terms.phrases):
-            touched.update(self._with_word.get(key.split()[0], ()))
+            first = key.split()[0]
+            touched.update(self._in_headline.get(first, ()), self._in_summary.get(first, ()))
         tagged_feeds = {feed for feed, tags in feed_tags.items() if set(tags) & set(guide.tags)}
         best: dict[int, tuple[int, Evidence]] = {}
         plain = Terms(terms.keywords, terms.phrases, (), ())  # vetoes are judged per story, below
@@ -297,17 +337,132 @@ class Candidates:
         Stories linked from `excluded` (as stored, or as urls.link_target writes the link in a draft)
         are passed over: a dead link, or a story a reviewer deleted from this draft's list, so the
         next best story takes the slot.
+
+        The same choice as explain() makes, without explaining: scores come from the window's memo of
+        where each key is found, and only the best-ranked stories are looked at one by one.
         """
-        return [c.item for c in self._choose(guide, feed_tags, excluded, explain=False) if c.chosen]
+        count = guide.further_reading_count
+        if count <= 0:
+            return []
+        terms = Terms.of(guide)
+        levels = self._levels(terms, guide.tags, feed_tags)
+        listable = self._listable(terms)
+        unique: list[int] = []  # listable stories, one per headline, in the order explain() ranks them
+        seen_headlines: set[str] = set()
+        chosen: set[int] = set()
+        publishers: set[str] = set()
+        for score in sorted(levels, reverse=True):
+            if score < ENOUGH_EVIDENCE:
+                break
+            stories = levels[score] & listable
+            while stories:
+                lowest = stories & -stories
+                stories ^= lowest
+                rank = lowest.bit_length() - 1
+                item = self._stories[self._by_rank[rank]]
+                key = headline_key(item.headline)
+                if key in seen_headlines or _is_excluded(item.url, excluded):
+                    continue
+                seen_headlines.add(key)
+                unique.append(rank)
+                if len(chosen) < count and item.source.casefold() not in publishers:  # one per publisher first
+                    chosen.add(rank)
+                    publishers.add(item.source.casefold())
+                    if len(chosen) == count:
+                        return [self._stories[self._by_rank[rank]] for rank in unique if rank in chosen]
+        for rank in unique:  # then fill up when there are not enough publishers
+            if len(chosen) >= count:
+                break
+            chosen.add(rank)
+        return [self._stories[self._by_rank[rank]] for rank in unique if rank in chosen]
+
+    def _hit(self, key: str) -> _Hits:
+        """Where one stemmed keyword or phrase is found in the window: looked up once per window."""
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = self._hits[key] = self._find(key)
+        return hits
+
+    def _holding(self, key: str, index: dict[str, set[int]], texts: list[str]) -> set[int]:
+        """The copies whose text (from `texts`, indexed by word in `index`) holds the run `key`."""
+        words = key.split()
+        if len(words) == 1:
+            return set(index.get(key, ()))
+        found = set.intersection(*(index.get(word, set()) for word in words))
+        return {number for number in found if f" {key} " in texts[number]}
+
+    def _find(self, key: str) -> _Hits:
+        in_headline = self._holding(key, self._in_headline, self._headline)
+        in_summary = self._holding(key, self._in_summary, self._summary) - in_headline
+        masks = [0, 0]
+        shared: list[tuple[int, bool]] = []
+        holds = 0
+        for where, numbers in enumerate((in_headline, in_summary)):
+            for number in numbers:
+                holds |= 1 << self._rank[self._story[number]]
+                if self._lone[number] >= 0:
+                    masks[where] |= 1 << self._lone[number]
+                else:
+                    shared.append((number, where == 0))
+        return _Hits(masks[0], masks[1], tuple(shared), holds)
+
+    def _levels(self, terms: Terms, tags: tuple[str, ...], feed_tags: dict[str, tuple[str, ...]]) -> dict[int, int]:
+        """Score -> mask of the stories with that relevance (tag included), as _evidence() scores them.
+
+        Scores are sums of weights, so a story moves up a level for each key found in its copy; masks
+        do that for every story carried by one copy at once. Stories with several copies score their
+        copies one by one (the best copy counts).
+        """
+        weighted = [(weight, mask) for kinds, in_headline, in_summary in (
+            (terms.keywords, KEYWORD_IN_HEADLINE, KEYWORD_IN_SUMMARY),
+            (terms.phrases, PHRASE_IN_HEADLINE, PHRASE_IN_SUMMARY)) for key in kinds
+            for weight, mask in ((in_headline, self._hit(key).headline), (in_summary, self._hit(key).summary))]
+        levels: dict[int, int] = {}
+        seen = 0
+        for weight, mask in weighted:
+            if seen & mask:
+                _raise(levels, mask, weight, 0)
+            if mask & ~seen:
+                levels[weight] = levels.get(weight, 0) | (mask & ~seen)
+            seen |= mask
+        wanted = set(tags)
+        tagged = {feed for feed, its in feed_tags.items() if not wanted.isdisjoint(its)} if wanted else set()
+        in_tagged = 0
+        for feed in tagged:
+            in_tagged |= self._in_feed.get(feed, 0)
+        if in_tagged:
+            _raise(levels, in_tagged, SHARED_TAG, ENOUGH_EVIDENCE)
+        for story, score in self._shared_scores(terms, tagged).items():
+            levels[score] = levels.get(score, 0) | 1 << self._rank[story]
+        return levels
+
+    def _shared_scores(self, terms: Terms, tagged: set[str]) -> dict[int, int]:
+        """Story -> relevance, for the stories with several copies holding the guide's words."""
+        scores: dict[int, int] = {}
+        for kinds, in_headline, in_summary in ((terms.keywords, KEYWORD_IN_HEADLINE, KEYWORD_IN_SUMMARY),
+                                               (terms.phrases, PHRASE_IN_HEADLINE, PHRASE_IN_SUMMARY)):
+            for key in kinds:
+                for number, headline in self._hit(key).shared:
+                    scores[number] = scores.get(number, 0) + (in_headline if headline else in_summary)
+        best: dict[int, int] = {}
+        for number, score in scores.items():
+            score += SHARED_TAG if score >= ENOUGH_EVIDENCE and self._copies[number].feed_url in tagged else 0
+            best[self._story[number]] = max(score, best.get(self._story[number], 0))
+        return best
+
+    def _listable(self, terms: Terms) -> int:
+        """Mask of the stories no veto() rules out: -1 (all) when the guide has nothing to veto."""
+        allowed = -1
+        for key in terms.exclude:
+            allowed &= ~self._hit(key).holds
+        for key in terms.require:
+            allowed &= self._hit(key).holds
+        return allowed
 
     def explain(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]],
                 excluded: Collection[str] = ()) -> list[Considered]:
         """Every story holding one of the guide's words: the chosen first, then the rest by rank,
         each with its score and the reason it was or was not listed."""
-        return self._choose(guide, feed_tags, excluded, explain=True)
-
-    def _choose(self, guide: Guide, feed_tags: dict[str, tuple[str, ...]], excluded: Collection[str],
-                explain: bool) -> list[Considered]:
         count = guide.further_reading_count
         evidence = self._evidence(guide, feed_tags)
         ranked = sorted(evidence, key=lambda story: (-evidence[story][0], self._rank[story]))
@@ -334,8 +489,6 @@ class Candidates:
                 if len(chosen) < count and item.source.casefold() not in publishers:  # one per publisher first
                     chosen.append(story)
                     publishers.add(item.source.casefold())
-                    if len(chosen) == count and not explain:
-                        break  # a guide reads few of its matches
         for story in unique:  # then fill up when there are not enough publishers
             if len(chosen) >= count:
                 break
@@ -348,7 +501,7 @@ class Candidates:
             found = ", ".join(why.found)
             if story in picked:
                 out.append(Considered(self._stories[story], score, True, f"chosen: {found}"))
-            elif explain:
+            else:
                 reason = rejected.get(story) or f"list full with stories ranked higher or from other publishers"
                 listed = score if story not in rejected or reason.startswith(("link", "same")) else 0
                 out.append(Considered(self._stories[story], listed, False, f"{reason}; found {found}"))
