@@ -175,11 +175,11 @@ def fetch(obj: Context, quiet: bool, lock_wait: float) -> None:
     \b
         pipeline fetch && pipeline items --json | head
     """
-    from .conditions import Findings, feed_findings
-
     load_feeds(obj.settings.sources_path)  # a bad feeds.toml stops here, before anything is written
     with obj.lock(lock_wait):
         report = _fetch(obj, quiet)
+        from .conditions import Findings, feed_findings  # after the requests: nothing before them waits for it
+
         run = Findings()
         feed_findings(run, report.feeds)
         _speak(obj, run, everything=True)

@@ -9,8 +9,9 @@ import asyncio
 import ssl
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -23,6 +24,7 @@ USER_AGENT = f"expat-guide-pipeline/{__version__} (feed reader for editors; cond
 MAX_REDIRECTS = 5
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT = {301, 308}
+T = TypeVar("T")
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
@@ -249,6 +251,13 @@ def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:160]
 
 
+async def _within(seconds: float, work: Awaitable[T]) -> T:
+    """`work`'s result, or TimeoutError once `seconds` have passed (asyncio.timeout runs it in this task:
+    wait_for's extra task per feed would cost a turn of the event loop at the start and the end)."""
+    async with asyncio.timeout(seconds):
+        return await work
+
+
 async def fetch_feeds(
     feeds: Sequence[Feed],
     states: dict[str, FeedState],
@@ -277,17 +286,17 @@ async def fetch_feeds(
             host_lock = per_host.setdefault(host, asyncio.Semaphore(max(1, per_host_concurrency)))
             async with overall, host_lock:
                 try:
-                    result = await asyncio.wait_for(
-                        fetch_one(pools, feed, states.get(feed.url), max_body_bytes), deadline
-                    )
-                except asyncio.TimeoutError:
-                    result = FetchResult(feed, None, error=f"no complete answer within {deadline:g} s")
-                except Exception as exc:  # noqa: BLE001 (whatever a hostile server provokes, it costs one feed)
-                    result = FetchResult(feed, None, error=f"unexpected {type(exc).__name__}: {_short(exc)}")
+                    try:
+                        result = await _within(deadline, fetch_one(pools, feed, states.get(feed.url), max_body_bytes))
+                    except TimeoutError:
+                        result = FetchResult(feed, None, error=f"no complete answer within {deadline:g} s")
+                    except Exception as exc:  # noqa: BLE001 (whatever a hostile server provokes, it costs one feed)
+                        result = FetchResult(feed, None, error=f"unexpected {type(exc).__name__}: {_short(exc)}")
+                    # Handed on before the host's pool closes: its parsing starts while the pool winds down.
+                    if on_result:
+                        on_result(result)
                 finally:
                     await pools.feed_done(feed)
-            if on_result:
-                on_result(result)
             return result
 
         return list(await asyncio.gather(*(guarded(feed) for feed in feeds)))

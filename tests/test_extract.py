@@ -336,3 +336,42 @@ def test_summary_is_plain_bounded_text_from_the_description() -> None:
     assert three.summary == ""
     assert summary_text("&amp;lt;b&amp;gt;bold&amp;lt;/b&amp;gt; text") == "bold text"
     assert summary_text("cut <a href='x") == "cut"
+
+
+# -- What feedparser is spared (speed only: its answers stay the same) ------------------------------
+
+
+def test_feedparser_joins_each_document_address_with_itself_once() -> None:
+    import feedparser.urls
+
+    remembered = feedparser.urls._urljoin.same_address  # installed when pipeline.extract is imported
+    remembered.cache_clear()
+    extract_sample("atom-xml-base")
+    extract_sample("atom-xml-base")
+    info = remembered.cache_info()
+    assert info.misses >= 1
+    assert info.hits > 10 * info.misses  # one join per start tag, one miss per address
+
+
+@pytest.mark.parametrize(("base", "uri"), [
+    ("https://ex.example/feeds/rss", "https://ex.example/feeds/rss"),
+    ("https://ex.example/feeds/rss", "story/1"),
+    ("https://ex.example/a/", "../b"),
+    ("", ""),
+    ("", "/news/1"),
+    ("https://ex.example/a", "javascript:alert(1)"),
+    ("https:////ex.example/a", "https:////ex.example/a"),
+    ("https://ex.example/" + "a" * 3000, "https://ex.example/" + "a" * 3000),
+])
+def test_a_remembered_join_is_feedparsers_own(base: str, uri: str) -> None:
+    import feedparser.urls
+
+    joined = feedparser.urls._urljoin
+    assert joined(base, uri) == joined(base, uri) == joined.__wrapped__(base, uri)
+
+
+def test_feedparser_no_longer_asks_for_the_libxml2_driver_it_cannot_import() -> None:
+    import feedparser.api
+
+    assert feedparser.api.PREFERRED_XML_PARSERS == []
+    assert extract_sample("atom-xml-base").items  # expat, xml.sax's default, reads it

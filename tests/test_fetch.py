@@ -264,6 +264,35 @@ def test_concurrency_is_bounded(feed_server: FeedServer, overall: int, per_host:
     assert gate.arrived == 8 and gate.most_held == bound  # concurrent, but never more than the bound at once
 
 
+def test_each_result_is_handed_on_while_other_feeds_are_still_in_flight(feed_server: FeedServer) -> None:
+    # update_feeds starts parsing a body from on_result: a feed that has answered must not wait for
+    # the slowest one (nor for its own host's connections to close).
+    gate = Gate()
+    feed_server.routes["/quick"] = Route(rss("Quick story"))
+    feed_server.routes["/held"] = Route(rss("Held story"), gate=gate)
+    quick, held = Feed(feed_server.url("/quick")), Feed(feed_server.url("/held"))
+    handed: list[tuple[str, int]] = []
+    quick_handed = threading.Event()
+
+    def on_result(result) -> None:
+        handed.append((result.feed.url, gate.held))
+        if result.feed == quick:
+            quick_handed.set()
+
+    results: list = []
+    run = threading.Thread(target=lambda: results.extend(asyncio.run(
+        fetch_feeds([held, quick], {}, timeout=60, on_result=on_result))))
+    run.start()
+    try:
+        assert quick_handed.wait(Gate.LONGEST), "the quick feed's result waited for the held one"
+    finally:
+        gate.open()
+        run.join(60)
+    assert handed[0] == (quick.url, 1)  # handed on while the other request was still held
+    assert [url for url, _ in handed] == [quick.url, held.url]
+    assert [(r.feed, r.status) for r in results] == [(held, 200), (quick, 200)]
+
+
 @pytest.fixture()
 def self_signed_server(tmp_path: Path):
     """An https server on 127.0.0.1 whose certificate no CA vouches for."""
