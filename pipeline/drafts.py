@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
-import queue
 import re
 import stat
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,7 +25,7 @@ import yaml
 from .errors import DraftError
 from .fingerprint import files_digest
 from .frontmatter import FrontMatterMissing, FrontMatterUnclosed, replace_key, split_front_matter
-from .pause import pause_armed, pause_point
+from .pause import pause_point
 from .yamlout import fast_dump
 
 TEMP_PREFIX = ".pipeline-"
@@ -326,62 +324,17 @@ class _Staged:
     before: tuple[int, int, int] | None  # the file in place when staged (inode, size, mtime), None if none
     follower: Follower | None = None
     actions: list[Callable[[], None]] = field(default_factory=list)
-    written: threading.Event = field(default_factory=threading.Event)
-    error: OSError | None = None  # why the writer could not write it
     digest: str | None = None  # fingerprint.files_digest() of the draft and its follower, as written
-
-
-class _Writer:
-    """Writes staged files on a thread of its own while the build renders the next draft: creating a
-    file is the slowest step of a write, and the kernel does it without the interpreter's lock."""
-
-    def __init__(self, depth: int = 64) -> None:
-        # Bounded, so memory stays flat however far rendering runs ahead of the disk.
-        self._jobs: queue.Queue[tuple[_Staged, bytes, int | None, bytes | None] | None] = queue.Queue(depth)
-        self._thread: threading.Thread | None = None
-
-    def submit(self, entry: _Staged, data: bytes, mode: int | None, follower: bytes | None) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="draft-writer", daemon=True)
-            self._thread.start()
-        self._jobs.put((entry, data, mode, follower))
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            entry, data, mode, follower = job
-            try:
-                if entry.follower is not None and follower is not None:
-                    _write_in_place(entry.follower.scratch, follower)
-                    entry.digest = files_digest(data, follower)  # hashed here, beside the main thread
-                _write_new(entry.temp, data, mode)
-            except OSError as exc:
-                entry.error = exc
-            finally:
-                entry.written.set()
-                self._jobs.task_done()
-        self._jobs.task_done()
-
-    def drain(self) -> None:
-        """Wait until everything submitted is written (or has failed)."""
-        if self._thread is not None:
-            self._jobs.join()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join()
-            self._thread = None
 
 
 class DraftBatch:
     """Drafts written together, durable with one barrier instead of one per file.
 
-    Each draft is written to a temp file beside it (by a writer thread, while the build goes on);
-    `commit()` makes them all durable with one sync of the filesystem, renames each into place, then
-    syncs the folders (so the renames last too). Killed at any moment, every draft is the old file or
-    the new one: temp files never replace a draft before the sync, and the next run sweeps any left
-    behind. A draft whose file changed on disk after it was staged (a reviewer saved it meanwhile) is
-    not replaced: their save wins.
+    Each draft is written to a temp file beside it; `commit()` makes them all durable with one sync
+    of the filesystem, renames each into place, then syncs the folders (so the renames last too).
+    Killed at any moment, every draft is the old file or the new one: temp files never replace a
+    draft before the sync, and the next run sweeps any left behind. A draft whose file changed on
+    disk after it was staged (a reviewer saved it meanwhile) is not replaced: their save wins.
     """
 
     def __init__(self, limit: int = 2000) -> None:
@@ -389,7 +342,6 @@ class DraftBatch:
         self.limit = limit
         self._staged: dict[Path, _Staged] = {}
         self._left: dict[Path, tuple[Literal["kept", "error"], str]] = {}
-        self._writer = _Writer()
         self._folders: set[Path] = set()  # made (or found) in this batch: one mkdir each
         self._digests: dict[Path, str] = {}  # drafts put in place with their followers -> files_digest()
         self._names = itertools.count()
@@ -403,34 +355,37 @@ class DraftBatch:
         found no file at `path`, so one found there at commit is someone else's, and is kept."""
         if len(self._staged) >= self.limit:
             self._put_in_place()
-        data = _encoded(text, newline)  # an unencodable text fails here, in the caller's hands
+        data = _encoded(text, newline)
         follower_data = _encoded(follower.text, "\n") if follower is not None else None
-        for folder in (path.parent, *((follower.scratch.parent,) if follower is not None else ())):
-            if folder not in self._folders:
-                try:
-                    folder.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise _unwritable(path, exc) from exc
-                self._folders.add(folder)
-        earlier = self._staged.pop(path, None)
-        if earlier is not None:  # written twice in one batch: the later text wins
-            earlier.written.wait()
-            _unlink(earlier.temp)
         before = None if new else _stat(path)
         temp = path.parent / f"{TEMP_PREFIX}{path.name}.{os.getpid()}-{next(self._names)}{TEMP_SUFFIX}"
-        entry = _Staged(temp, _identity_of(before), follower, earlier.actions if earlier else [])
-        self._staged[path] = entry
-        self._writer.submit(entry, data, None if before is None else stat.S_IMODE(before.st_mode), follower_data)
-        points = ([f"staged{follower.scratch.suffix}"] if follower is not None else []) + [f"staged{path.suffix}"]
-        if any(pause_armed(point) for point in points):
-            entry.written.wait()  # a test stopping here sees the files written
-        for point in points:
-            pause_point(point)
+        try:
+            self._make_folders(path, follower)
+            if follower is not None and follower_data is not None:
+                _write_in_place(follower.scratch, follower_data)
+            _write_new(temp, data, None if before is None else stat.S_IMODE(before.st_mode))
+        except OSError as exc:
+            if follower is not None:
+                _unlink(follower.scratch)
+            raise _unwritable(path, exc) from exc
+        earlier = self._staged.pop(path, None)
+        if earlier is not None:  # written twice in one batch: the later text wins
+            _unlink(earlier.temp)
+        self._staged[path] = _Staged(temp, _identity_of(before), follower, earlier.actions if earlier else [],
+                                     files_digest(data, follower_data) if follower_data is not None else None)
+        if follower is not None:
+            pause_point(f"staged{follower.scratch.suffix}")
+        pause_point(f"staged{path.suffix}")
+
+    def _make_folders(self, path: Path, follower: Follower | None) -> None:
+        for folder in (path.parent, *((follower.scratch.parent,) if follower is not None else ())):
+            if folder not in self._folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                self._folders.add(folder)
 
     def unstage(self, path: Path) -> None:
         entry = self._staged.pop(path, None)
         if entry is not None:
-            entry.written.wait()
             _unlink(entry.temp)
 
     def then(self, path: Path, action: Callable[[], None]) -> bool:
@@ -452,13 +407,8 @@ class DraftBatch:
         staged, self._staged = self._staged, {}
         if not staged:
             return
-        self._writer.drain()
         left = self._left
-        for path, entry in staged.items():
-            if entry.error is not None:
-                _unlink(entry.temp)
-                left[path] = ("error", _unwritable_reason(path, entry.error))
-        _make_durable([entry for path, entry in staged.items() if path not in left])
+        _make_durable(list(staged.values()))
         for path, entry in staged.items():
             if path not in left:
                 self._rename(path, entry)
@@ -497,8 +447,6 @@ class DraftBatch:
         return self._digests.get(path)
 
     def discard(self) -> None:
-        self._writer.drain()
-        self._writer.stop()
         for entry in self._staged.values():
             _unlink(entry.temp)
         self._staged = {}

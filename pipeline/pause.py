@@ -23,12 +23,6 @@ def pause_active() -> bool:
     return bool(os.environ.get("PIPELINE_PAUSE"))
 
 
-def pause_armed(name: str) -> bool:
-    """Whether a test asked to stop at `name` (so the run can get there in a state worth seeing)."""
-    spec = os.environ.get("PIPELINE_PAUSE")
-    return bool(spec) and spec.startswith(f"{name}:")  # type: ignore[union-attr]
-
-
 def pause_point(name: str) -> None:
     spec = os.environ.get("PIPELINE_PAUSE")
     if not spec or not spec.startswith(f"{name}:"):
