@@ -11,27 +11,12 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
-from markdown_it.rules_inline import StateInline, autolink, backtick, html_inline, image, link
-from markdown_it.token import Token
-
-_POSITIONED = (("link", link), ("image", image), ("autolink", autolink), ("html_inline", html_inline),
-               ("backticks", backtick))
-
-
-class _Parser(MarkdownIt):
-    """CommonMark (plus tables) that keeps every link: `check` judges destinations itself, so a
-    `javascript:` link must stay a link (markdown-it would turn it into text) and keep its spelling."""
-
-    def validateLink(self, url: str) -> bool:  # noqa: N802 - markdown-it's name
-        return True
-
-    def normalizeLink(self, url: str) -> str:  # noqa: N802
-        return url
-
-    def normalizeLinkText(self, link: str) -> str:  # noqa: N802
-        return link
+if TYPE_CHECKING:  # markdown-it loads when a text needs the parser: most guides are read without it
+    from markdown_it import MarkdownIt
+    from markdown_it.rules_inline import StateInline
+    from markdown_it.token import Token
 
 
 def _noting_start(rule: Callable[[StateInline, bool], bool]) -> Callable[[StateInline, bool], bool]:
@@ -48,14 +33,34 @@ def _noting_start(rule: Callable[[StateInline, bool], bool]) -> Callable[[StateI
 
 @functools.cache
 def _parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+    from markdown_it.rules_inline import autolink, backtick, html_inline, image, link
+
+    class _Parser(MarkdownIt):
+        """CommonMark (plus tables) that keeps every link: `check` judges destinations itself, so a
+        `javascript:` link must stay a link (markdown-it would turn it into text) and keep its spelling."""
+
+        def validateLink(self, url: str) -> bool:  # noqa: N802 - markdown-it's name
+            return True
+
+        def normalizeLink(self, url: str) -> str:  # noqa: N802
+            return url
+
+        def normalizeLinkText(self, link: str) -> str:  # noqa: N802
+            return link
+
     parser = _Parser("commonmark", {"inline_definitions": True}).enable("table")
-    for name, rule in _POSITIONED:
+    positioned_rules = (("link", link), ("image", image), ("autolink", autolink), ("html_inline", html_inline),
+                        ("backticks", backtick))
+    for name, rule in positioned_rules:
         parser.inline.ruler.at(name, _noting_start(rule))
     return parser
 
 
 @functools.cache
 def _block_parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     return MarkdownIt("commonmark").enable("table").disable("inline")
 
 

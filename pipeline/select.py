@@ -155,8 +155,14 @@ def select_further_reading(
 AGGREGATOR_HOSTS = frozenset({"news.google.com"})
 
 
+# Most links are plain http(s)://host[:port]/...: their host is read without urlsplit (every stored
+# item's link is looked at by every build and refresh).
+_PLAIN_HOST = re.compile(r"https?://([A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|$)")
+
+
 def _site(url: str) -> str:
-    host = (urlsplit(url).hostname or "").lower()
+    plain = _PLAIN_HOST.match(url)
+    host = plain.group(1).lower() if plain else (urlsplit(url).hostname or "").lower()
     return host.removeprefix("www.")
 
 

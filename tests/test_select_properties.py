@@ -175,3 +175,40 @@ def test_a_story_carried_once_scores_as_relevance_says(news: list[Item], guide: 
         if len(copies) == 1:
             item = window._stories[story]
             assert considered.get(item.url, 0) == relevance(item, guide, tags_of.get(item.feed_url, ()))
+
+
+@given(st.text(alphabet="hpts:/wW.eExample-0189@[]?#: \t%", max_size=40)
+       | st.builds(lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",
+                   st.sampled_from(["http", "https", "HTTP", "ftp"]),
+                   st.text(alphabet="abcXYZ.-09@[]:%", min_size=0, max_size=12),
+                   st.sampled_from(["", ":80", ":", ":x"]), st.sampled_from(["", "/", "/a?b#c", "?q", "#f"])))
+def test_a_links_site_is_the_host_urlsplit_reads(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    from pipeline.select import _site
+
+    try:
+        expected = (urlsplit(url).hostname or "").lower().removeprefix("www.")
+    except ValueError:
+        return  # urlsplit refuses it (e.g. a bad bracket): such links never reach the window
+    assert _site(url) == expected
+
+
+@given(st.text(alphabet="hpts:/wW.eExample-0189@[]?#: \t%", max_size=40)
+       | st.builds(lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",
+                   st.sampled_from(["http", "https", "HTTP", "ftp", " http"]),
+                   st.text(alphabet="abcXYZ.-09@[]:%", min_size=0, max_size=12),
+                   st.sampled_from(["", ":80", ":", ":x", ":65535", ":65536", ":000080", ":99999"]),
+                   st.sampled_from(["", "/", "/a?b#c", "?q", "#f", " "])))
+def test_a_web_url_is_what_urlsplit_reads_as_one(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    from pipeline.urls import is_web_url
+
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018
+        expected = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        expected = False
+    assert is_web_url(url) == expected
