@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, now_utc
+from .config import Settings, guide_paths, now_utc
 from .errors import AssistError, GuideError
 from .grounding import clean_model_text, cite, ground
-from .guides import guide_paths, load_guide, parse_guide
+from .guides import load_guide, parse_guide
 from .models import AI_BANNER, PLACEHOLDER, SLUG, Guide, Item
 from .render import escape_markdown, make_environment, render_offline_context
 from .store import Store

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-from .config import Settings, now_utc
+from .config import Settings, guide_paths, now_utc
 from .drafts import (
     DraftFile,
     after_write,
@@ -36,8 +36,8 @@ from .entries import CHOICES_KEY, arrange, entry_items, read_choices, read_list,
 from .errors import ChoicesError, DraftError, GuideError, PipelineError, StoreError
 from .fingerprint import BuildInputs, files_digest, read_bytes
 from .pause import pause_active
-from .guides import guide_paths, load_guide
-from .models import Draft, Feed, Guide, Item, LinkVerdicts, ListChoices, Outcome
+from .guides import load_guide
+from .models import BuildReport, Draft, DraftReport, Feed, Guide, Item, LinkVerdicts, ListChoices
 from .policy import (
     FRONT_MATTER,
     REGION_FOLLOWS,
@@ -72,6 +72,7 @@ from .state import (
 )
 from .store import Store, open_store
 from .workers import can_fork, with_child
+from . import manifest
 
 # Region -> its own merge strategy (e.g. the Further Reading list, entry by entry); any other region is
 # replaced or left alone whole (`policy.whole_region`).
@@ -82,32 +83,6 @@ NO_RECORD = ("{path}: no record of what the pipeline last wrote here (a draft ma
 
 # Drafts a model part: (guide, items) -> (context paragraph, provenance for front matter) or None.
 ContextDrafter = Callable[[Guide, Sequence[Item]], "tuple[str, dict[str, object]] | None"]
-
-
-@dataclass(frozen=True)
-class DraftReport:
-    """What happened to one draft."""
-
-    slug: str
-    path: Path
-    outcome: Outcome
-    notes: tuple[str, ...] = ()  # things a person should know, one line each
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome in ("conflict", "error")
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    drafts: tuple[DraftReport, ...] = field(default_factory=tuple)
-
-    @property
-    def failed(self) -> tuple[DraftReport, ...]:
-        return tuple(d for d in self.drafts if d.failed)
-
-    def count(self, outcome: Outcome) -> int:
-        return sum(1 for d in self.drafts if d.outcome == outcome)
 
 
 @dataclass(frozen=True)
@@ -227,6 +202,7 @@ def build_drafts(
     context_drafter: ContextDrafter | None = None,
     links: LinkVerdicts | None = None,
     processes: int | None = None,
+    shortcut: manifest.Shortcut | None = None,
 ) -> BuildReport:
     """Render every guide and bring its draft up to date; one bad guide never stops the others.
 
@@ -234,14 +210,19 @@ def build_drafts(
     takes the new URL). Drafts and their states are written as a batch made durable with one sync
     (drafts.DraftBatch); what follows a draft's write waits until the draft is in place. A draft a
     reviewer saved meanwhile is left alone, and reported so. A large build shares its guides with a
-    forked second process (`processes`: 1 or 2; None decides by size, see `_processes`).
+    forked second process (`processes`: 1 or 2; None decides by size, see `_processes`). A run with
+    nothing changed since the last clean one reports every draft unchanged at once (`shortcut`, as
+    `manifest.check` works it out; given, when the caller has looked already).
     """
     _prepare_output(settings)
     paths, failures = _wanted_guide_paths(settings, only)
-    run = BuildRun(settings, tuple(feeds), now, force, regions_only, context_drafter, links,
-                   BuildInputs.collect(settings.templates_dir, settings.output_dir, settings.model,
-                                       "refresh" if regions_only else "build"),
-                   store.fingerprints(), Listing.of(settings.output_dir))
+    if shortcut is None:
+        shortcut = manifest.check(settings, store, feeds, now, regions_only=regions_only,
+                                  eligible=not (force or only or context_drafter or links))
+    if shortcut.report is not None:
+        return shortcut.report  # nothing changed since the last clean run
+    run = BuildRun(settings, tuple(feeds), now, force, regions_only, context_drafter, links, shortcut.inputs,
+                   shortcut.fingerprints, Listing.of(settings.output_dir))
     if _processes(run, len(paths), processes) > 1:
         half = (len(paths) + 1) // 2  # each process writes its own drafts: no file is written by both
         (theirs, their_records), (reports, recorded) = with_child(
@@ -250,6 +231,9 @@ def build_drafts(
         recorded.update(their_records)
     else:
         reports, recorded = _build_share(run, store, paths)
+    clean = not failures and all(d.outcome in ("created", "updated", "unchanged") and not d.notes for d in reports)
+    recorded[manifest.RECORD_KEYS[shortcut.mode]] = (manifest.record(shortcut.key, manifest.stamps(settings, paths))
+                                                     if shortcut.key and clean else None)
     store.save_fingerprints(recorded)  # one transaction; a run killed before it only rebuilds more next time
     return BuildReport(tuple(failures + reports))
 

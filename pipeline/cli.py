@@ -222,7 +222,7 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
                quiet: bool, lock_wait: float = 10.0, check_links: bool = False) -> Any:
     """Fetch, (refresh only) check listed links, build, then say what needs a person: everything found
     (a person), or what is new (quiet)."""
-    from .build import build_drafts
+    from . import manifest
     from .conditions import Findings, ai_kinds, draft_findings, draft_kind, feed_findings, note_subject
 
     settings = obj.settings
@@ -255,8 +255,16 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
             from .linkcheck import link_health
 
             links = link_health(settings, obj.store, now_utc(), warn)  # each says itself once
-        report = build_drafts(settings, obj.store, feeds, now_utc(), force=force, only=only or None,
-                              regions_only=regions_only, context_drafter=drafter, links=links)
+        now = now_utc()
+        # Nothing changed since the last clean run: the report is known without loading the builder.
+        shortcut = manifest.check(settings, obj.store, feeds, now, regions_only=regions_only,
+                                  eligible=not (force or only or drafter or links))
+        report = shortcut.report
+        if report is None:
+            from .build import build_drafts
+
+            report = build_drafts(settings, obj.store, feeds, now, force=force, only=only or None,
+                                  regions_only=regions_only, context_drafter=drafter, links=links, shortcut=shortcut)
         draft_findings(run, report.drafts)
         if not only:
             _look_at_gone_drafts(obj, run)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .models import Condition
 
 if TYPE_CHECKING:
-    from .build import DraftReport
+    from .models import DraftReport
     from .update import FeedReport
 
 # Said as news only when something other than a count or a time changed ("3 failures" -> "4 failures").

@@ -18,6 +18,17 @@ FEED_KEYS = {"url", "publisher", "tags"}
 TOOL_KEYS = {"model", "max_concurrency", "per_host_concurrency", "timeout", "max_body_bytes", "store", "check_links"}
 SERVER_SCHEMES = ("postgresql://", "postgres://")
 
+# Each draft's merge state lives in output/STATE_DIR/ (state.py), beside the drafts.
+STATE_DIR = ".pipeline"
+
+
+def guide_paths(guides_dir: Path) -> list[Path]:
+    """The guides of a project: templates/guides/*.md but hidden (".") and parked ("_") files, by name."""
+    # Sorted by name (as Path order would, within one folder), without comparing thousands of Paths.
+    return [guides_dir / name for name in sorted(
+        entry.name for entry in os.scandir(guides_dir)
+        if entry.name.endswith(".md") and not entry.name.startswith((".", "_")) and entry.is_file())]
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -21,15 +21,29 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def _tree_digest(folder: Path, pattern: str, skip: str | None = None) -> str:
-    """One hash over the names and bytes of every file under `folder` matching `pattern`."""
+    """One hash over the names and bytes of every file under `folder` matching `pattern`, except
+    the top-level folder `skip` (not even walked: it may hold thousands of guides)."""
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob(pattern)):
+    for path in sorted(_walk(folder, pattern, skip)):
         relative = path.relative_to(folder).as_posix()
-        if not path.is_file() or (skip and relative.startswith(skip)):
-            continue
         digest.update(relative.encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def _walk(folder: Path, pattern: str, skip: str | None) -> list[Path]:
+    found: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.is_dir():
+            if entry.name != skip:
+                found += [path for path in entry.rglob(pattern) if path.is_file()]
+        elif entry.match(pattern):
+            found.append(entry)
+    return found
 
 
 @dataclass(frozen=True)
@@ -43,7 +57,7 @@ class BuildInputs:
         """`mode` tells `build` from `refresh`: refresh leaves guide changes for build to merge."""
         digest = hashlib.sha256()
         for part in (__version__, _tree_digest(PACKAGE_DIR, "*.py"),
-                     _tree_digest(templates_dir, "*", skip="guides/"),
+                     _tree_digest(templates_dir, "*", skip="guides"),
                      str(output_dir), model or "", mode):
             digest.update(part.encode() + b"\0")
         return cls(digest.hexdigest())

@@ -28,10 +28,6 @@ FURTHER_READING_KEYS = {"count", "max_age_days"}
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#")
 
 
-def guide_paths(guides_dir: Path) -> list[Path]:
-    return sorted(p for p in guides_dir.glob("*.md") if not p.name.startswith((".", "_")))
-
-
 def load_guide(path: Path, data: bytes | None = None) -> Guide:
     """Read (unless its bytes are given) and validate one guide; errors name the file and line."""
     try:

@@ -300,3 +300,29 @@ class Condition:
     @property
     def key(self) -> tuple[str, str]:
         return (self.subject, self.kind)
+
+
+@dataclass(frozen=True)
+class DraftReport:
+    """What happened to one draft."""
+
+    slug: str
+    path: Path
+    outcome: Outcome
+    notes: tuple[str, ...] = ()  # things a person should know, one line each
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("conflict", "error")
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    drafts: tuple[DraftReport, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> tuple[DraftReport, ...]:
+        return tuple(d for d in self.drafts if d.failed)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for d in self.drafts if d.outcome == outcome)

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from .config import STATE_DIR
 from .drafts import Follower, after_write, current_batch, unstage, write_atomic
 from .errors import DraftError
 
-STATE_DIR = ".pipeline"
 STATE_VERSION = 1
 PENDING_SUFFIX = ".pending"
 

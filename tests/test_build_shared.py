@@ -53,7 +53,8 @@ def _build(root: Path, processes: int, **options: object) -> tuple[BuildReport, 
 
 
 def _fingerprints(store: Store) -> dict[str, str]:
-    return store.fingerprints()
+    """The drafts' fingerprints (not the record of a clean run, whose key is no slug)."""
+    return {key: value for key, value in store.fingerprints().items() if not key.startswith(":")}
 
 
 def _files(root: Path) -> dict[str, bytes]:

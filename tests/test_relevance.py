@@ -15,7 +15,8 @@ import pytest
 import yaml
 from conftest import write_feeds
 
-from pipeline.guides import guide_paths, load_guide
+from pipeline.config import guide_paths
+from pipeline.guides import load_guide
 from pipeline.models import Guide, Item
 from pipeline.select import Candidates, relevance
 
