@@ -1,5 +1,6 @@
-"""The floor for goal 1: the same drafts' bytes written to temp files, made durable with one sync of
-the filesystem, then renamed into place (and the folder synced so the renames last too).
+"""The floor for goal 1: the same bytes a build writes (each draft and its merge state, issue 12)
+written to temp files, made durable with one sync of the filesystem, then renamed into place (and
+the folders synced so the renames last too).
 
 Run as its own process (`python -m benchmarks.floor SRC DEST`) so start-up counts, as it does for
 `pipeline build`. It does the least any crash-safe builder must: read, render through one Jinja2
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import jinja2
 
+STATE_DIR = ".pipeline"  # where a build keeps each draft's state (pipeline/config.py)
+
 
 def sync_filesystem(folder: Path) -> None:
     """syncfs(2) on Linux (the pipeline's barrier too); os.sync() elsewhere."""
@@ -31,18 +34,22 @@ def sync_filesystem(folder: Path) -> None:
 
 def main(source: Path, dest: Path) -> int:
     template = jinja2.Environment(keep_trailing_newline=True).from_string("{{ text }}")
-    dest.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[str, Path]] = []
-    for path in sorted(source.glob("*.md")):
+    folders = {dest, dest / STATE_DIR}
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted([*source.glob("*.md"), *(source / STATE_DIR).glob("*.json")]):
+        final = dest / path.relative_to(source)
         text = template.render(text=path.read_text(encoding="utf-8"))
-        fd, temp = tempfile.mkstemp(prefix=".floor-", suffix=".tmp", dir=dest)
+        fd, temp = tempfile.mkstemp(prefix=".floor-", suffix=".tmp", dir=final.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        staged.append((temp, dest / path.name))
+        staged.append((temp, final))
     sync_filesystem(dest)
     for temp, final in staged:
         os.replace(temp, final)
-    sync_filesystem(dest)
+    for folder in folders:
+        sync_filesystem(folder)
     return len(staged)
 
 

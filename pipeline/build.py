@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import cast
 from pathlib import Path
 
 from .config import Settings, guide_paths, now_utc
@@ -34,7 +35,7 @@ from .drafts import (
 )
 from .entries import CHOICES_KEY, arrange, entry_items, read_choices, read_list, story_entries, write_choices
 from .errors import ChoicesError, DraftError, GuideError, PipelineError, StoreError
-from .fingerprint import BuildInputs, files_digest, read_bytes
+from .fingerprint import BuildInputs, GuideInputs, files_digest, read_bytes
 from .pause import pause_active
 from .guides import load_guide
 from .models import BuildReport, Draft, DraftReport, Feed, Guide, Item, LinkVerdicts, ListChoices
@@ -141,8 +142,8 @@ def _files_digest(settings: Settings, slug: str) -> tuple[bytes | None, str | No
     return draft, files_digest(draft, read_bytes(state_path(settings.output_dir, slug)))
 
 
-def _fingerprint(recorded: dict[str, str | None], settings: Settings, path: Path, inputs: BuildInputs,
-                 guide_path: Path, chosen: list[Item], guide_bytes: bytes | None, clean: bool) -> None:
+def _fingerprint(recorded: dict[str, str | None], settings: Settings, path: Path, guide: GuideInputs,
+                 chosen: list[Item], clean: bool) -> None:
     # Only a clean outcome may be skipped next time: notes must keep reaching a person. What was just
     # put in place is not read back: the batch hashed it as it wrote it.
     slug = path.stem
@@ -150,7 +151,7 @@ def _fingerprint(recorded: dict[str, str | None], settings: Settings, path: Path
         recorded[slug] = None
         return
     files = written_digest(path) or _files_digest(settings, slug)[1]
-    recorded[slug] = inputs.draft(guide_path, chosen, files, guide_bytes)
+    recorded[slug] = guide.draft(chosen, files)
 
 
 def _wanted_guide_paths(settings: Settings, only: Sequence[str] | None) -> tuple[list[Path], list[DraftReport]]:
@@ -223,14 +224,16 @@ def build_drafts(
         return shortcut.report  # nothing changed since the last clean run
     run = BuildRun(settings, tuple(feeds), now, force, regions_only, context_drafter, links, shortcut.inputs,
                    shortcut.fingerprints, Listing.of(settings.output_dir))
+    loaded = _Loaded()
     if _processes(run, len(paths), processes) > 1:
+        loaded.templates(run)  # compiled once, here, for both processes (items are read by each: see _Loaded)
         half = (len(paths) + 1) // 2  # each process writes its own drafts: no file is written by both
         (theirs, their_records), (reports, recorded) = with_child(
-            partial(_build_share, run, None, paths[half:]), partial(_build_share, run, store, paths[:half]))
+            partial(_build_share, run, None, paths[half:], loaded), partial(_build_share, run, store, paths[:half], loaded))
         reports += theirs
         recorded.update(their_records)
     else:
-        reports, recorded = _build_share(run, store, paths)
+        reports, recorded = _build_share(run, store, paths, loaded)
     clean = not failures and all(d.outcome in ("created", "updated", "unchanged") and not d.notes for d in reports)
     recorded[manifest.RECORD_KEYS[shortcut.mode]] = (manifest.record(shortcut.key, manifest.stamps(settings, paths))
                                                      if shortcut.key and clean else None)
@@ -248,15 +251,64 @@ def _processes(run: BuildRun, guides: int, wanted: int | None) -> int:
     return 2 if guides >= SHARED_FROM and can_fork() else 1
 
 
-def _build_share(run: BuildRun, store: Store | None, paths: Sequence[Path]) -> tuple[list[DraftReport], dict[str, str | None]]:
+class _Loaded:
+    """What drafts share and a run works out once: the items of each age window, selections of
+    guides that differ only in slug and path, the templates. The templates are compiled before a
+    second process is forked; each process reads its own items (a window's thousands of objects,
+    shared after a fork, would be copied page by page as both touched them)."""
+
+    def __init__(self) -> None:
+        self.windows: dict[int, Candidates] = {}
+        # Keyed by a digest (so no guide text is kept) and the links the draft's reviewers excluded.
+        self.selections: dict[tuple[bytes, frozenset[str]], list[Item]] = {}
+        self.env: object | None = None  # made at the first draft that needs rendering
+        self.empty_list = ""  # the Further Reading the templates write when no story matched
+
+    def window(self, run: BuildRun, store: Store, max_age_days: int) -> Candidates:
+        if max_age_days not in self.windows:
+            since = run.now.date() - dt.timedelta(days=max_age_days)
+            self.windows[max_age_days] = Candidates(store.items(since=since), run.now, max_age_days)
+        return self.windows[max_age_days]
+
+    def templates(self, run: BuildRun) -> object:
+        if self.env is None:
+            from .render import make_environment, render_further_reading
+
+            self.env = make_environment(run.settings.templates_dir)
+            self.empty_list = render_further_reading(self.env, [])
+        return self.env
+
+class _StoreWhenNeeded:
+    """The store, opened at its first use: a forked process that finds all it needs loaded never
+    connects (its parent's connection is not its to use)."""
+
+    def __init__(self, location: str | Path) -> None:
+        self._location = location
+        self._store: Store | None = None
+
+    def __getattr__(self, name: str) -> object:
+        if self._store is None:
+            self._store = open_store(self._location)
+        return getattr(self._store, name)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _build_share(run: BuildRun, store: Store | None, paths: Sequence[Path],
+                 loaded: _Loaded) -> tuple[list[DraftReport], dict[str, str | None]]:
     """The drafts of `paths`, written as one batch, and their fingerprints to record. With `store`
-    None (a forked process), the store is opened anew: a connection must not be shared by two."""
+    None (a forked process), the store is opened anew, when first needed."""
     if store is None:
-        with open_store(run.settings.store_location) as own:
-            return _build_share(run, own, paths)
+        own = _StoreWhenNeeded(run.settings.store_location)
+        try:
+            return _build_share(run, cast(Store, own), paths, loaded)
+        finally:
+            own.close()
     recorded: dict[str, str | None] = {}  # slug -> fingerprint, once its draft is in place
     with batched_writes() as batch:
-        reports = _build_drafts(run, store, paths, recorded)
+        reports = _build_drafts(run, store, paths, recorded, loaded)
         left = batch.commit()
     return [DraftReport(d.slug, d.path, left[d.path][0], (f"{d.path}: {left[d.path][1]}",)) if d.path in left else d
             for d in reports], recorded
@@ -272,27 +324,20 @@ def _prepare_output(settings: Settings) -> None:
     remove_stale_temp_files(settings.output_dir / STATE_DIR)
 
 
-def _build_drafts(run: BuildRun, store: Store, paths: Sequence[Path], recorded: dict[str, str | None]) -> list[DraftReport]:
+def _build_drafts(run: BuildRun, store: Store, paths: Sequence[Path], recorded: dict[str, str | None],
+                  loaded: _Loaded) -> list[DraftReport]:
     settings, now, links = run.settings, run.now, run.links
     reports: list[DraftReport] = []
-    env: object | None = None  # made at the first draft that needs rendering: none when all are skipped
-    empty_list = ""  # the Further Reading the templates write when no story matched, rendered with env
     feed_tags = {feed.url: feed.tags for feed in run.feeds}
-    # One guide at a time, so memory stays flat however many guides there are. Items are read once
-    # per age window and selections are shared by guides that differ only in slug and path.
-    windows: dict[int, Candidates] = {}
-    # Keyed by a digest (so no guide text is kept) and the links the draft's reviewers excluded.
-    selections: dict[tuple[bytes, frozenset[str]], list[Item]] = {}
+    selections = loaded.selections
+    # One guide at a time, so memory stays flat however many guides there are.
     for guide_path in paths:
         slug = guide_path.stem
         path = settings.output_dir / f"{slug}.md"
         try:
             guide_bytes = read_bytes(guide_path)  # read once: parsed, and hashed for twins and fingerprint
             guide = load_guide(guide_path, guide_bytes)
-            if guide.max_age_days not in windows:
-                since = now.date() - dt.timedelta(days=guide.max_age_days)
-                windows[guide.max_age_days] = Candidates(store.items(since=since), now, guide.max_age_days)
-            window = windows[guide.max_age_days]
+            window = loaded.window(run, store, guide.max_age_days)
             draft_bytes, files = _files_digest(settings, slug) if run.on_disk.has_draft(slug) else (None, None)
             remembered = _remembered_choices(path, draft_bytes)
             # Identical files give guides equal but for slug and path; an unreadable one shares nothing.
@@ -307,20 +352,17 @@ def _build_drafts(run: BuildRun, store: Store, paths: Sequence[Path], recorded: 
             if (twin, passed_over) not in selections:
                 selections[twin, passed_over] = choose(passed_over)
             chosen = selections[twin, passed_over]
-            digest = run.inputs.draft(guide_path, chosen, files, guide_bytes)
+            guide_inputs = run.inputs.guide(guide_path, guide_bytes)
+            digest = guide_inputs.draft(chosen, files)
             if not run.force and run.fingerprints.get(slug) == digest:
                 reports.append(DraftReport(slug, path, "unchanged"))  # inputs and file as last written
                 continue
             existing = read_draft(path) if draft_bytes is not None else None
             if run.regions_only and existing is None:
                 continue  # refresh only maintains drafts that `build` created
-            if env is None:
-                from .render import make_environment, render_further_reading
-
-                env = make_environment(settings.templates_dir)
-                empty_list = render_further_reading(env, [])
+            env = loaded.templates(run)
             last = last_written(store, settings.output_dir, slug, existing is not None, run.on_disk)
-            listing = plan_list(empty_list, existing, last.regions.get("further-reading") if last else None,
+            listing = plan_list(loaded.empty_list, existing, last.regions.get("further-reading") if last else None,
                                 remembered, choose, guide.further_reading_count, chosen)
             generation = _generation(settings, guide, listing, run.feeds, now, env, run.context_drafter,
                                      path, existing, last, force=run.force, regions_only=run.regions_only)
@@ -329,8 +371,7 @@ def _build_drafts(run: BuildRun, store: Store, paths: Sequence[Path], recorded: 
             # Only a clean outcome may be skipped next time. The selection fingerprinted is the one the
             # next run makes from the reviewer choices written now.
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
-            after_write(path, partial(_fingerprint, recorded, settings, path, run.inputs, guide_path,
-                                      listing.selection, guide_bytes, clean))
+            after_write(path, partial(_fingerprint, recorded, settings, path, guide_inputs, listing.selection, clean))
         except StoreError:
             raise  # the store is gone (e.g. the server stopped): stop the run, with one line
         except PipelineError as exc:

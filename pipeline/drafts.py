@@ -371,7 +371,8 @@ class DraftBatch:
         earlier = self._staged.pop(path, None)
         if earlier is not None:  # written twice in one batch: the later text wins
             _unlink(earlier.temp)
-        self._staged[path] = _Staged(temp, _identity_of(before), follower, earlier.actions if earlier else [],
+        kept = None if follower is None else replace(follower, text="")  # written: only its names are kept
+        self._staged[path] = _Staged(temp, _identity_of(before), kept, earlier.actions if earlier else [],
                                      files_digest(data, follower_data) if follower_data is not None else None)
         if follower is not None:
             pause_point(f"staged{follower.scratch.suffix}")

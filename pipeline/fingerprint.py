@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from . import __version__
@@ -66,19 +67,35 @@ class BuildInputs:
               guide_bytes: bytes | None = None) -> str:
         """The fingerprint of one draft: shared inputs, its guide, its items and its files as they are
         (`files`: files_digest() of the draft and its state, None when there is no draft)."""
+        return self.guide(guide_path, guide_bytes).draft(chosen, files)
+
+    def guide(self, guide_path: Path, guide_bytes: bytes | None = None) -> GuideInputs:
+        """The shared inputs and one guide, hashed: what a draft's fingerprint starts from (a few
+        hundred bytes to keep until the draft is written, instead of the guide's text)."""
         digest = hashlib.sha256(self.digest.encode())
         digest.update(guide_path.name.encode() + b"\0")
         try:
             digest.update((guide_bytes if guide_bytes is not None else guide_path.read_bytes()) + b"\0")
         except OSError:
             digest.update(b"\1unreadable\0")  # never equal to a fingerprint of readable bytes
+        return GuideInputs(digest)
+
+
+class GuideInputs:
+    """BuildInputs.guide(): the fingerprint of one guide's draft, but for its items and files."""
+
+    def __init__(self, digest: Any) -> None:
+        self._digest = digest
+
+    def draft(self, chosen: Sequence[Item], files: str | None) -> str:
+        digest = self._digest.copy()
         for item in chosen:
             for value in (item.feed_url, item.guid, item.headline, item.source,
                           item.date.isoformat() if item.date else "", item.url):
                 digest.update(value.encode() + b"\0")
             digest.update(b"\1")
         digest.update(b"\2" if files is None else b"\3" + files.encode())
-        return digest.hexdigest()
+        return str(digest.hexdigest())
 
 
 def files_digest(draft: bytes, state: bytes | None) -> str:

@@ -216,6 +216,7 @@ def write_with_state(path: Path, text: str, newline: str, state: DraftState, *, 
     before the batch commits is left alone)."""
     output_dir, slug = path.parent, path.stem
     state_text = replace(state, draft_sha256=text_sha256(text)).to_json()
+    _settle_pending(output_dir, slug)
     batch = current_batch()
     if batch is not None:  # both written by the batch's writer, put in place when it commits
         batch.stage(path, text, newline, Follower(_pending_path(output_dir, slug), state_text,
@@ -229,6 +230,24 @@ def write_with_state(path: Path, text: str, newline: str, state: DraftState, *, 
         discard_state(pending)
         raise
     commit_state(output_dir, slug, pending)
+
+
+def _settle_pending(output_dir: Path, slug: str) -> None:
+    """A pending state left by a run killed between a draft and its state becomes the state when it
+    names the draft on disk (and goes when it does not): a new pending state must never write over
+    the only record of the draft as it is."""
+    pending = _pending_path(output_dir, slug)
+    if not pending.exists():
+        return
+    try:
+        left = _read(pending)
+    except DraftError:
+        left = None
+    draft = _draft_text(output_dir, slug)
+    if left is not None and draft is not None and text_sha256(draft) == left.draft_sha256:
+        commit_state(output_dir, slug, pending)
+    else:
+        discard_state(pending)
 
 
 def discard_state(pending: Path) -> None:

@@ -298,3 +298,21 @@ def test_a_reviewers_edit_leaves_the_state_untouched_so_git_sees_one_change(buil
         assert run(built, command).exit_code == 0
         assert state_file.read_bytes() == before, command
 
+
+
+def test_a_second_kill_before_the_next_draft_is_in_place_still_leaves_a_pair_read_right(tmp_path: Path) -> None:
+    from pipeline.drafts import batched_writes
+
+    texts = [compose_draft_text({"title": f"v{n}"}, "b\n") for n in range(3)]
+    states = [DraftState(regions={"r": f"v{n}"}, draft_sha256=text_sha256(texts[n])) for n in range(3)]
+    (tmp_path / "x.md").write_text(texts[0], encoding="utf-8")
+    save_state(tmp_path, "x", states[0])
+    # Killed after the draft was renamed, before its state: v1 on disk, its state still pending.
+    stage_state(tmp_path, "x", states[1])
+    (tmp_path / "x.md").write_text(texts[1], encoding="utf-8")
+    assert load_state(tmp_path, "x") == states[1]
+    # The next run stages v2 and is killed before putting it in place (the batch is never committed).
+    with batched_writes():
+        assert write_draft(tmp_path / "x.md", read_draft(tmp_path / "x.md"), texts[2], states[2])
+    assert (tmp_path / "x.md").read_text(encoding="utf-8") == texts[1]
+    assert load_state(tmp_path, "x") == states[1]  # still the state of the draft on disk
