@@ -226,7 +226,7 @@ def build_drafts(
                    shortcut.fingerprints, Listing.of(settings.output_dir))
     loaded = _Loaded()
     if _processes(run, len(paths), processes) > 1:
-        loaded.templates(run)  # compiled once, here, for both processes (items are read by each: see _Loaded)
+        loaded.warm(run, store, paths[0])  # once, here: the forked process finds it made
         half = (len(paths) + 1) // 2  # each process writes its own drafts: no file is written by both
         (theirs, their_records), (reports, recorded) = with_child(
             partial(_build_share, run, None, paths[half:], loaded), partial(_build_share, run, store, paths[:half], loaded))
@@ -253,9 +253,9 @@ def _processes(run: BuildRun, guides: int, wanted: int | None) -> int:
 
 class _Loaded:
     """What drafts share and a run works out once: the items of each age window, selections of
-    guides that differ only in slug and path, the templates. The templates are compiled before a
-    second process is forked; each process reads its own items (a window's thousands of objects,
-    shared after a fork, would be copied page by page as both touched them)."""
+    guides that differ only in slug and path, the templates. Before a second process is forked the
+    templates and the first guide's window are made, so that it starts from them (and, when every
+    guide shares that window, never opens the store)."""
 
     def __init__(self) -> None:
         self.windows: dict[int, Candidates] = {}
@@ -269,6 +269,15 @@ class _Loaded:
             since = run.now.date() - dt.timedelta(days=max_age_days)
             self.windows[max_age_days] = Candidates(store.items(since=since), run.now, max_age_days)
         return self.windows[max_age_days]
+
+    def warm(self, run: BuildRun, store: Store, guide_path: Path) -> None:
+        """The templates, and the window of the first guide (most sites give every guide the same
+        age window); a broken guide is left for the build to report."""
+        self.templates(run)
+        try:
+            self.window(run, store, load_guide(guide_path).max_age_days)
+        except GuideError:
+            pass
 
     def templates(self, run: BuildRun) -> object:
         if self.env is None:
