@@ -8,7 +8,8 @@ use it to act at an exact moment instead of guessing one with a clock.
 Points: "staged.md" (a draft's new text is in its temp file; "staged.pending" for its state, written
 under its pending name; "staged.json" for a state written alone), "renamed.md" (a draft replaced;
 "renamed.json" its state put in place after it),
-"lock-busy" (the project lock is held by another run; this one is about to wait).
+"lock-busy" (the project lock is held by another run; this one is about to wait), "forked" (a
+build's second process, before it does anything).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ _arrivals: dict[str, int] = {}
 
 
 def pause_active() -> bool:
-    """Whether a test set a pause point: a run then stays in one process, so arrivals count in one."""
-    return bool(os.environ.get("PIPELINE_PAUSE"))
+    """Whether a test set a pause point: a run then stays in one process, so arrivals count in one
+    (but for "forked", the point a build's second process reaches first)."""
+    spec = os.environ.get("PIPELINE_PAUSE")
+    return bool(spec) and not spec.startswith("forked:")  # type: ignore[union-attr]
 
 
 def pause_point(name: str) -> None:

@@ -16,6 +16,7 @@ from .errors import FeedError
 from .fetch import fetch_feeds
 from .models import Extraction, Feed, FeedState, FeedStatus, FetchResult
 from .store import Store
+from .workers import exit_when_orphaned
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -254,7 +255,7 @@ def _start_worker(parent: int) -> None:
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its workers on Ctrl-C
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="pipeline-parent-watch", daemon=True).start()
+    threading.Thread(target=exit_when_orphaned, args=(parent,), name="pipeline-parent-watch", daemon=True).start()
     _close_inherited_sockets()
     import_module(f"{__package__}.extract")
 
@@ -286,16 +287,6 @@ def _close_inherited_sockets() -> None:
                 pass  # the listing's own descriptor, already gone
     finally:
         os.close(null)
-
-
-def _exit_when_orphaned(parent: int) -> None:
-    # A parent killed outright (SIGKILL, a cron timeout) cannot stop its workers, and an orphan would
-    # keep the project lock it inherited with the fork: every later run would find the lock held.
-    import time
-
-    while os.getppid() == parent:
-        time.sleep(0.2)
-    os._exit(1)
 
 
 def _extract(result: FetchResult) -> tuple[Extraction | None, str | None]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 import traceback
 from collections.abc import Callable
 from typing import TypeVar, cast
 
 from .errors import PipelineError
+from .pause import pause_point
 
 Result = TypeVar("Result")
 Here = TypeVar("Here")
@@ -34,6 +36,9 @@ def with_child(in_child: Callable[[], Result], here: Callable[[], Here]) -> tupl
     pid = os.fork()
     if pid == 0:  # the child
         os.close(read_end)
+        threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), name="pipeline-parent-watch",
+                         daemon=True).start()
+        pause_point("forked")
         _run_child(in_child, write_end)
     os.close(write_end)
     try:
@@ -42,6 +47,21 @@ def with_child(in_child: Callable[[], Result], here: Callable[[], Here]) -> tupl
         _collect(read_end, pid)  # wait for the child; its own failure is not the one to report
         raise
     return cast(Result, _collect(read_end, pid)), mine
+
+
+def exit_when_orphaned(parent: int) -> None:
+    """Run on a thread of a forked process: end it when its parent is gone.
+
+    A parent killed outright (SIGKILL, a cron timeout) cannot stop its children, and an orphan would
+    go on with the project lock it inherited with the fork (or, with a PostgreSQL store, after the
+    lock went with its parent's connection, beside the next run). Ending at any moment is safe: what
+    a child writes is put in place file by file, as a killed run leaves it.
+    """
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
 
 
 def _run_child(work: Callable[[], object], write_end: int) -> None:

@@ -319,3 +319,35 @@ def test_a_reviewer_save_between_staging_and_commit_wins(project: Path) -> None:
     assert again.returncode == 0, again.stderr
     text = draft.read_text(encoding="utf-8")
     assert "A reviewer's new paragraph." in text and "Alipay update number 0" in text
+
+
+def _running(pid: int) -> bool:
+    """Whether a process is alive (a zombie waiting for its new parent to reap it has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc/self/stat").exists(),
+                    reason="a build's second process is forked, and watched here through /proc")
+def test_a_builds_second_process_ends_when_the_run_is_killed_and_leaves_whole_drafts(big_project: Path) -> None:
+    # The second process stops before its first draft; the run is killed outright (as a cron timeout
+    # does). The orphan must not go on (it would hold the lock, or with PostgreSQL write beside the
+    # next run): it ends, and whatever was written is whole.
+    pause = PausePoint(big_project.parent, "forked", 1)
+    build = subprocess.Popen([PIPELINE, "--root", str(big_project), "build", "--offline"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env={**_env(), **pause.env})
+    child = int(pause.wait(lambda: build.poll() is None).split()[-1])
+    build.kill()
+    assert build.wait() == -signal.SIGKILL
+    deadline = time.monotonic() + 60  # a safety net: the orphan notices within a fraction of a second
+    while _running(child):
+        assert time.monotonic() < deadline, "the second process outlived its run"
+        time.sleep(0.05)
+    for path in (big_project / "output").glob("*.md"):
+        split_draft(path, path.read_text(encoding="utf-8"))
+    again = run_pipeline(big_project, "build", "--offline")  # nothing left held or half done
+    assert again.returncode == 0, again.stderr
+    assert f"built {GUIDES + 2} drafts" in again.stdout
