@@ -419,6 +419,12 @@ class ListPlan:
     notes: tuple[str, ...] = ()
 
 
+def reviewer_passed_over(path: Path) -> frozenset[str]:
+    """The links a draft's reviewers removed from its Further Reading or pinned there (the draft at
+    `path`, if any): selection passes them over, as a build does."""
+    return _passed_over(_remembered_choices(path, read_bytes(path)))
+
+
 def _passed_over(choices: ListChoices) -> frozenset[str]:
     """Links the selection skips: excluded by a reviewer, or pinned (a pin is listed first anyway)."""
     return frozenset((*choices.exclude, *choices.pinned))

@@ -477,7 +477,9 @@ def explain(obj: Context, slug: str) -> None:
     """Show the stories a guide considered for Further Reading, with score and reason.
 
     Every stored story in the guide's age window holding one of its keywords or phrases is listed,
-    the chosen ones first, so an editor can tune keywords, phrases, exclude and require.
+    the chosen ones first, so an editor can tune keywords, phrases, exclude and require. Links the
+    draft's reviewers removed from its list (or pinned there), and links found dead, are passed
+    over as a build passes them over.
 
     Example:
 
@@ -486,6 +488,7 @@ def explain(obj: Context, slug: str) -> None:
     """
     import datetime as dt
 
+    from .build import reviewer_passed_over
     from .guides import load_guide
     from .select import ENOUGH_EVIDENCE, Candidates
 
@@ -498,7 +501,8 @@ def explain(obj: Context, slug: str) -> None:
     now = now_utc()
     window = Candidates(obj.store.items(since=now.date() - dt.timedelta(days=guide.max_age_days)), now,
                         guide.max_age_days)
-    considered = window.explain(guide, {feed.url: feed.tags for feed in feeds}, _excluded_links(obj))
+    passed_over = _excluded_links(obj) | reviewer_passed_over(settings.output_dir / f"{slug}.md")
+    considered = window.explain(guide, {feed.url: feed.tags for feed in feeds}, passed_over)
     words = "; ".join(f"{name} [{', '.join(values)}]" for name, values in (
         ("keywords", guide.keywords), ("phrases", guide.phrases), ("exclude", guide.exclude),
         ("require", guide.require), ("tags", guide.tags)) if values)

@@ -159,3 +159,39 @@ def test_explain_of_a_missing_guide_is_one_line(project: Path) -> None:
     result = CliRunner().invoke(cli, ["--root", str(project), "explain", "no-such-guide"])
     assert result.exit_code == 1 and "no-such-guide.md: no such guide" in result.output
     assert "Traceback" not in result.output
+
+
+def test_explain_passes_over_the_stories_a_draft_s_reviewers_removed(project: Path) -> None:
+    # A reviewer deleted the top story from the draft's list; explain shows the list the next build
+    # makes, not one the reviewer already refused.
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from pipeline.store import open_store
+
+    guide_file = SET / "guides" / "visas-and-permits.md"
+    (project / "templates" / "guides" / guide_file.name).write_bytes(guide_file.read_bytes())
+    write_feeds(project, *({"url": url, "tags": list(tags)} for url, tags in FEEDS.values()))
+    with open_store(project / "pipeline.sqlite3") as store:
+        store.save_items([labelled.item for labelled in labelled_items()], NOW)
+    env = {"SOURCE_DATE_EPOCH": str(int(NOW.timestamp()))}
+    runner = CliRunner()
+
+    def explained() -> list[str]:
+        result = runner.invoke(cli, ["--root", str(project), "explain", "visas-and-permits"], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output.splitlines()
+
+    assert any(line.startswith("+ ") and "Visa-free transit extended" in line for line in explained())
+    assert runner.invoke(cli, ["--root", str(project), "build", "--offline", "visas-and-permits"], env=env).exit_code == 0
+    draft = project / "output" / "visas-and-permits.md"
+    text = draft.read_text(encoding="utf-8")
+    entry = text[text.index("🔸 Visa-free transit extended"):]
+    entry = entry[:entry.index(")", entry.index("🔗")) + 1]  # headline, source and date, link
+    draft.write_text(text.replace(entry + "\n", "", 1), encoding="utf-8")  # the reviewer deletes the entry
+    assert runner.invoke(cli, ["--root", str(project), "build", "--offline", "visas-and-permits"], env=env).exit_code == 0
+    lines = explained()
+    reasons = dict(zip(lines, lines[1:]))
+    now_top = next(line for line in lines if "Visa-free transit extended" in line)
+    assert now_top.startswith("- ") and "link excluded (dead, or removed by a reviewer)" in reasons[now_top]
+    assert "Visa-free transit extended" not in draft.read_text(encoding="utf-8")  # as the build left it
