@@ -143,7 +143,8 @@ def due_problems(guide: Guide, items: Iterable[Item], today: dt.date) -> list[Pr
 
 
 def time_relative_problems(path: Path, text: str) -> list[Problem]:
-    """One warning per line of guide text holding a phrase like "currently" or "this year"."""
+    """One warning per line of guide text holding a phrase like "currently" or "this year" (a phrase
+    broken over two lines of one paragraph is reported at the line where it starts)."""
     from markdown_it import MarkdownIt
 
     text = text.replace("\r\n", "\n")
@@ -159,15 +160,17 @@ def time_relative_problems(path: Path, text: str) -> list[Problem]:
         prose = " ".join(child.content for child in token.children or () if child.type == "text")
         if not _TIME_RELATIVE.search(prose):
             continue  # only in code, or in a link target
-        for index in range(token.map[0], token.map[1]):
-            for match in _TIME_RELATIVE.finditer(body_lines[index]):
-                number = index + start + 1
-                if number in seen or match.group(1).lower() not in prose.lower():
-                    continue
-                seen.add(number)
-                problems.append(Problem(path, number, RULE_TIME_RELATIVE,
-                                        f"{match.group(1)!r} goes out of date silently; say when (e.g. 'as of "
-                                        "March 2026') or drop it", severity="warning"))
+        block = "\n".join(body_lines[token.map[0]:token.map[1]])
+        plain = " ".join(prose.split()).lower()
+        for match in _TIME_RELATIVE.finditer(block):
+            phrase = " ".join(match.group(1).split())
+            number = token.map[0] + block.count("\n", 0, match.start(1)) + start + 1
+            if number in seen or phrase.lower() not in plain:
+                continue
+            seen.add(number)
+            problems.append(Problem(path, number, RULE_TIME_RELATIVE,
+                                    f"{phrase!r} goes out of date silently; say when (e.g. 'as of "
+                                    "March 2026') or drop it", severity="warning"))
     return problems
 
 
