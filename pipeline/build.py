@@ -287,6 +287,7 @@ class _Loaded:
             self.empty_list = render_further_reading(self.env, [])
         return self.env
 
+
 class _StoreWhenNeeded:
     """The store, opened at its first use: a forked process that finds all it needs loaded never
     connects (its parent's connection is not its to use)."""

@@ -107,9 +107,12 @@ def check(settings: Settings, store: Store, feeds: Sequence[Feed], now: dt.datet
     if not eligible or not settings.guides_dir.is_dir():
         return Shortcut(mode, inputs, fingerprints, None, None)
     key = shared_key(inputs, settings, feeds, now, store.items_digest())
+    last = fingerprints.get(RECORD_KEYS[mode])
+    if last is None:  # no clean run to compare with (a first build): no file need be looked at
+        return Shortcut(mode, inputs, fingerprints, key, None)
     paths = guide_paths(settings.guides_dir)
     files = stamps(settings, paths)
-    if not unchanged(fingerprints.get(RECORD_KEYS[mode]), key, files):
+    if not unchanged(last, key, files):
         return Shortcut(mode, inputs, fingerprints, key, None)
     # A refresh reports only the drafts that exist (it never creates one), as the full path does.
     report = BuildReport(tuple(DraftReport(path.stem, settings.output_dir / f"{path.stem}.md", "unchanged")

@@ -44,7 +44,10 @@ def with_child(in_child: Callable[[], Result], here: Callable[[], Here]) -> tupl
     try:
         mine = here()
     except BaseException:
-        _collect(read_end, pid)  # wait for the child; its own failure is not the one to report
+        try:
+            _collect(read_end, pid)  # wait for the child to finish its writes
+        except BaseException:  # noqa: BLE001 - the failure to report is this process's
+            pass
         raise
     return cast(Result, _collect(read_end, pid)), mine
 

@@ -144,3 +144,17 @@ def test_a_large_build_shares_its_guides_and_a_small_or_model_drafted_one_does_n
     assert build_module._processes(with_model, 10_000, None) == 1
     monkeypatch.setenv("PIPELINE_PAUSE", "staged.md:1:/nowhere")  # pause points count in one process
     assert build_module._processes(run, 10_000, None) == 1
+
+
+def test_when_both_processes_fail_the_run_reports_its_own_failure(twins: tuple[Path, Path],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.errors import StoreError
+
+    root, _ = twins
+
+    def store_gone(store: Store, output_dir: Path, slug: str, *args: object) -> object:
+        raise StoreError(f"the store went away at {slug}")
+
+    monkeypatch.setattr(build_module, "last_written", store_gone)
+    with pytest.raises(StoreError, match="the store went away at copy-0"):  # the first process's first guide
+        _build(root, 2)
