@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -23,7 +24,10 @@ Here = TypeVar("Here")
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork") and (os.cpu_count() or 1) > 1
+    """Whether sharing work with a forked process can pay: Linux with two cores or more. (macOS has
+    fork, but forking once its system frameworks are loaded is unsafe, which is why Python itself
+    stopped forking there by default.)"""
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and (os.cpu_count() or 1) > 1
 
 
 def with_child(in_child: Callable[[], Result], here: Callable[[], Here]) -> tuple[Result, Here]:
