@@ -247,15 +247,20 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "sqlite"))
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """One throwaway PostgreSQL server for the session; tests needing it skip, with the reason, without it."""
+def throwaway_pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL server, closed after use; the test skips, with the reason, without one."""
     reason = why_unavailable()
     if reason:
         pytest.skip(reason)
     server = PgServer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL server for the session."""
+    yield from throwaway_pg_server()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -120,10 +120,8 @@ def test_visa_the_card_company_is_not_visa_the_permit(headline: str) -> None:
     assert relevance(story, by_slug["visas-and-permits"]) == 0
 
 
-def test_explain_names_every_candidate_with_score_and_reason(project: Path) -> None:
-    from click.testing import CliRunner
-
-    from pipeline.cli import cli
+def _labelled_project(project: Path) -> dict[str, str]:
+    """The visas guide, the labelled set's feeds and stories in the project; the env fixing its clock."""
     from pipeline.store import open_store
 
     guide_file = SET / "guides" / "visas-and-permits.md"
@@ -132,6 +130,15 @@ def test_explain_names_every_candidate_with_score_and_reason(project: Path) -> N
     with open_store(project / "pipeline.sqlite3") as store:
         store.save_items([labelled.item for labelled in labelled_items()], NOW)
     env = {"SOURCE_DATE_EPOCH": str(int(NOW.timestamp()))}
+    return env
+
+
+def test_explain_names_every_candidate_with_score_and_reason(project: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    env = _labelled_project(project)
     result = CliRunner().invoke(cli, ["--root", str(project), "explain", "visas-and-permits"], env=env)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -167,14 +174,8 @@ def test_explain_passes_over_the_stories_a_draft_s_reviewers_removed(project: Pa
     from click.testing import CliRunner
 
     from pipeline.cli import cli
-    from pipeline.store import open_store
 
-    guide_file = SET / "guides" / "visas-and-permits.md"
-    (project / "templates" / "guides" / guide_file.name).write_bytes(guide_file.read_bytes())
-    write_feeds(project, *({"url": url, "tags": list(tags)} for url, tags in FEEDS.values()))
-    with open_store(project / "pipeline.sqlite3") as store:
-        store.save_items([labelled.item for labelled in labelled_items()], NOW)
-    env = {"SOURCE_DATE_EPOCH": str(int(NOW.timestamp()))}
+    env = _labelled_project(project)
     runner = CliRunner()
 
     def explained() -> list[str]:

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FeedServer, PausePoint
-from pgserver import PgServer, why_unavailable
+from conftest import FeedServer, PausePoint, throwaway_pg_server
+from pgserver import PgServer
 from review_support import NEW_STORY, PYTHON, env_for_subprocess, gain_story, run, serve_feeds
 
 from pipeline.drafts import split_draft
@@ -107,12 +107,7 @@ GUIDES = 150
 @pytest.fixture
 def own_server() -> Iterator[PgServer]:
     """A server of this test's own, since it is killed."""
-    reason = why_unavailable()
-    if reason:
-        pytest.skip(reason)
-    server = PgServer()
-    yield server
-    server.close()
+    yield from throwaway_pg_server()
 
 
 def test_a_server_killed_mid_build_fails_the_run_in_one_line_and_the_next_run_recovers(
