@@ -124,13 +124,13 @@ def _none_fetched(report: Any) -> bool:
     return bool(report is not None and report.feeds and not report.succeeded and report.failed)
 
 
-def _approved_again(condition: Any) -> bool:
+def _approved_again(path: Path) -> bool:
     """A revoked approval stays open until the draft is approved again (or is gone)."""
     from .drafts import read_draft
     from .publish import is_published
 
     try:
-        draft = read_draft(Path(condition.subject))
+        draft = read_draft(path)
     except PipelineError:
         return False
     return draft is None or is_published(draft.front_matter.get("status", "draft"))
@@ -142,10 +142,15 @@ def _speak(obj: Context, run: Any, *, everything: bool) -> Any:
     A person running build or fetch sees every condition the run found; the ledger then knows they were
     said, so cron does not say them again.
     """
-    from .conditions import reconcile
+    from .conditions import adopt_ledger, reconcile
 
-    result = reconcile(obj.store.conditions(), run, now_utc().isoformat(timespec="seconds"),
-                       sticky_over=_approved_again)
+    root = obj.settings.root
+    ledger, renamed, old_keys = adopt_ledger(obj.store.conditions(), root)
+    if renamed:
+        obj.store.save_conditions(renamed, old_keys)
+    run = run.within(root)  # one key per draft for every checkout sharing the store
+    result = reconcile(ledger, run, now_utc().isoformat(timespec="seconds"),
+                       sticky_over=lambda condition: _approved_again(root / condition.subject))
     obj.store.save_conditions(result.opened, result.closed)
     news = {condition.key for condition in result.news}
     for key, line in run.lines.items():
@@ -278,7 +283,7 @@ def _look_at_gone_drafts(obj: Context, run: Any) -> None:
     """A draft deleted (or its guide removed) has nothing left for a person to act on: its conditions end."""
     output_dir = obj.settings.output_dir
     for condition in obj.store.conditions():
-        path = Path(condition.subject)
+        path = obj.settings.root / condition.subject  # a project path, or an absolute one kept before
         if path.parent == output_dir and path.suffix == ".md" and not path.exists():
             run.look(condition.subject, lambda kind: True)
 
@@ -367,7 +372,9 @@ def refresh(obj: Context, force: bool, offline: bool, lock_wait: float) -> None:
     # The exit status always says a person must act; the line only comes with news, as cron mails stderr.
     said = {condition.subject for condition in spoken.news}
     if report.failed:
-        if any(str(draft.path) in said for draft in report.failed):
+        from .conditions import project_subject
+
+        if any(project_subject(obj.settings.root, draft.path) in said for draft in report.failed):
             raise click.ClickException(f"{len(report.failed)} draft(s) could not be refreshed; see the errors above")
         sys.exit(1)
     if _none_fetched(fetch_report):
@@ -594,7 +601,8 @@ def _list_status(obj: Context, only: Path | None, as_json: bool) -> None:
 
     settings = obj.settings
     conditions = obj.store.conditions()
-    drafts, other = overview(settings.output_dir, conditions, only.resolve() if only is not None else None)
+    drafts, other = overview(settings.root, settings.output_dir, conditions,
+                             only.resolve() if only is not None else None)
     if as_json:
         click.echo(json.dumps({
             "drafts": [draft.as_json(str(_shown_path(draft.path))) for draft in drafts],

@@ -8,9 +8,11 @@ for and did not find is over. The ledger is what `pipeline status` lists as open
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .models import Condition
@@ -93,6 +95,57 @@ class Findings:
 
     def looked_for(self, subject: str, kind: str) -> bool:
         return any(scope(kind) for scope in self.looked.get(subject, ()))
+
+    def within(self, root: Path) -> Findings:
+        """The same findings keyed as every checkout of the project keys them: paths inside `root` as
+        'output/x.md', in subjects and in the messages the ledger keeps. The lines printed stay whole."""
+        def key(subject_kind: tuple[str, str]) -> tuple[str, str]:
+            return project_subject(root, subject_kind[0]), subject_kind[1]
+
+        return Findings(
+            found={key(k): without_root(root, message) for k, message in self.found.items()},
+            lines={key(k): line for k, line in self.lines.items()},
+            looked={project_subject(root, subject): scopes for subject, scopes in self.looked.items()},
+        )
+
+
+def project_subject(root: Path, subject: str | Path) -> str:
+    """A ledger subject: a path inside the project as the project names it ('output/x.md'), so checkouts
+    at different places sharing one store (a cron host, editors' laptops) keep one condition per draft.
+    A feed URL, or a path outside the project, stays as it is."""
+    text = str(subject)
+    if not os.path.isabs(text):
+        return text
+    try:
+        return Path(text).relative_to(root).as_posix()
+    except ValueError:
+        return text
+
+
+def without_root(root: Path, message: str) -> str:
+    """A message as the ledger keeps it: the project's own folder left out of the paths it names, so the
+    same note from two checkouts has one signature."""
+    return message.replace(f"{root}{os.sep}", "")
+
+
+def adopt_ledger(ledger: Iterable[Condition], root: Path) -> tuple[list[Condition], list[Condition],
+                                                                   list[tuple[str, str]]]:
+    """Conditions kept under a draft's absolute path (before subjects were the project's own names),
+    taken over by this checkout: (the ledger as it now reads, renamed conditions, old keys to forget).
+    A path under another checkout's folder waits for that checkout's next run."""
+    current: list[Condition] = []
+    renamed: list[Condition] = []
+    old_keys: list[tuple[str, str]] = []
+    for condition in ledger:
+        subject = project_subject(root, condition.subject)
+        if subject != condition.subject:
+            message = without_root(root, condition.message)
+            condition, old = replace(condition, subject=subject, message=message,
+                                     signature=signature(message)), condition.key
+            renamed.append(condition)
+            old_keys.append(old)
+        current.append(condition)
+    return current, renamed, old_keys
 
 
 @dataclass(frozen=True)

@@ -286,9 +286,9 @@ class ListReading:
 class Condition:
     """Something that needs a person (a hand-edited region, a failing feed...), as the ledger keeps it.
 
-    Identity is (subject, kind): a draft's path or a feed's URL, and what is wrong with it. `signature`
-    is the message with its counters and times masked: a condition is reported again only when that
-    changes, never because a count moved on.
+    Identity is (subject, kind): a draft's path in the project ("output/x.md") or a feed's URL, and what
+    is wrong with it. `signature` is the message with its counters and times masked: a condition is
+    reported again only when that changes, never because a count moved on.
     """
 
     subject: str

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .conditions import project_subject
 from .drafts import read_draft
 from .errors import PipelineError
 from .models import Condition
@@ -55,7 +56,7 @@ def _approval(output_dir: Path, slug: str) -> tuple[str | None, tuple[ChangeSinc
     return str(loaded.approved.at), changes
 
 
-def overview(output_dir: Path, open_conditions: Sequence[Condition],
+def overview(root: Path, output_dir: Path, open_conditions: Sequence[Condition],
              only: Path | None = None) -> tuple[list[DraftOverview], list[Condition]]:
     """Every draft in `output_dir` (or just `only`), and the open conditions that belong to no draft."""
     paths = [only] if only is not None else sorted(output_dir.glob("*.md"))
@@ -64,7 +65,8 @@ def overview(output_dir: Path, open_conditions: Sequence[Condition],
         by_subject.setdefault(condition.subject, []).append(condition)
     drafts = []
     for path in paths:
-        mine = tuple(by_subject.pop(str(path), ()))
+        # Keyed by the project's name for it; by its absolute path if kept before a run took that over.
+        mine = tuple(by_subject.pop(project_subject(root, path), ())) + tuple(by_subject.pop(str(path), ()))
         try:
             draft = read_draft(path)
         except PipelineError as exc:

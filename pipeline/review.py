@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from .changes import RegionDiff, region_diffs, unified_diff
 from .check import check_files, draft_paths, load_reference
+from .conditions import project_subject
 from .config import Settings
 from .drafts import find_regions, split_draft, write_atomic
 from .errors import DraftError
@@ -121,7 +122,8 @@ def collect(settings: Settings, now: dt.datetime, items: Sequence[Item] = (),
         except (OSError, UnicodeDecodeError):
             continue  # removed or rewritten since check read it: the next review shows it
         review = _review_one(settings, path, text, tuple(by_path.get(path, ())), now, items, guide_cache)
-        conditions = _with_ledger(review.conditions, path, ledger) + _dead_links(review.front_matter, link_checks)
+        conditions = (_with_ledger(review.conditions, settings.root, path, ledger)
+                      + _dead_links(review.front_matter, link_checks))
         reviews.append(replace(review, conditions=conditions))
     return reviews
 
@@ -140,9 +142,10 @@ def _dead_links(front: dict[str, object], link_checks: Mapping[str, LinkCheck] |
     return tuple(found)
 
 
-def _with_ledger(found: tuple[Condition, ...], path: Path, ledger: Sequence[LedgerCondition]) -> tuple[Condition, ...]:
+def _with_ledger(found: tuple[Condition, ...], root: Path, path: Path, ledger: Sequence[LedgerCondition]
+                 ) -> tuple[Condition, ...]:
     """The conditions a run found for this draft and still open, before what the review itself finds."""
-    subjects = {str(path), str(path.resolve())}
+    subjects = {project_subject(root, path.resolve()), str(path), str(path.resolve())}
     opened = [Condition(LEDGER_KINDS.get(c.kind.split(":")[0], c.kind), c.message)
               for c in ledger if c.subject in subjects]
     kinds = {c.kind for c in opened}

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Route
+from conftest import Route, project_store
 from review_support import NEW_STORY, PAYMENT_STORIES, Story, draft_path, gain_story, rss, run
 
-from pipeline.conditions import Findings, reconcile, signature
+from pipeline.conditions import Findings, adopt_ledger, reconcile, signature
 from pipeline.models import Condition
 
 HAND = "Dana checked: the limit is 5,000 yuan."  # a line in the list that is not an entry: the list is left alone
@@ -114,6 +114,48 @@ def test_status_lists_every_draft_with_its_status(built: Path) -> None:
                for line in lines), lines
     assert any(line.endswith("wechat-encryption.md: draft") for line in lines), lines
 
+
+
+@pytest.mark.both_backends
+def test_a_ledger_kept_under_absolute_paths_is_taken_over_without_saying_anything_again(
+        built: Path, feed_server) -> None:
+    path = draft_path(built)
+    hand_edit(path)
+    assert "was edited by hand" in run(built, "refresh").stderr
+    # The ledger as an older pipeline kept it: the draft's absolute path, in the key and in the message.
+    with project_store(built) as store:
+        [kept] = store.conditions()
+        assert kept.subject == "output/mobile-payments.md", kept
+        old_message = f"{built}/{kept.message}"
+        old = Condition(str(path), kept.kind, old_message, signature(old_message), kept.since)
+        store.save_conditions([old], [kept.key])
+    later = run(built, "refresh")
+    assert later.exit_code == 0 and later.stderr == "", later.stderr
+    with project_store(built) as store:
+        assert store.conditions() == [kept]
+    drafts = {d["path"]: d for d in listing(built)["drafts"]}
+    assert [c["kind"] for c in drafts[str(path)]["open"]] == ["region-edited:further-reading"]
+
+
+def test_findings_and_ledger_name_drafts_by_their_path_in_the_project(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    draft = f"{root}/output/a.md"
+    run_ = Findings()
+    run_.look(draft)
+    run_.add(draft, "conflict", f"{draft}: reviewer edits conflict")
+    run_.add("https://example.org/feed.xml", "failing", "feed https://example.org/feed.xml: HTTP 500")
+    within = run_.within(root)
+    assert within.found == {("output/a.md", "conflict"): "output/a.md: reviewer edits conflict",
+                            ("https://example.org/feed.xml", "failing"): "feed https://example.org/feed.xml: HTTP 500"}
+    assert within.lines[("output/a.md", "conflict")] == f"warning: {draft}: reviewer edits conflict"  # printed whole
+    assert within.looked_for("output/a.md", "conflict")
+    elsewhere = str(tmp_path / "other-checkout" / "output" / "a.md")
+    ledger = [Condition(draft, "conflict", f"{draft}: x", f"{draft}: x", "t0"),
+              Condition(elsewhere, "conflict", f"{elsewhere}: x", f"{elsewhere}: x", "t0")]
+    current, renamed, old_keys = adopt_ledger(ledger, root)
+    assert renamed == [Condition("output/a.md", "conflict", "output/a.md: x", "output/a.md: x", "t0")]
+    assert old_keys == [(draft, "conflict")]
+    assert current == [renamed[0], ledger[1]]  # another checkout's row waits for that checkout's run
 
 # -- the ledger's rules, without a run -------------------------------------------------------------
 

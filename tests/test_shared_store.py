@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FeedServer, PausePoint, throwaway_pg_server
+from conftest import FeedServer, PausePoint, project_store, throwaway_pg_server
 from pgserver import PgServer
 from review_support import NEW_STORY, PYTHON, env_for_subprocess, gain_story, run, serve_feeds
 
@@ -98,6 +99,40 @@ def test_refreshes_from_two_checkouts_at_once_both_finish_one_at_a_time(
     assert drafts(server) == drafts(laptop)
     assert NEW_STORY.headline in drafts(server)["mobile-payments.md"].decode()
 
+
+
+HAND = "Dana checked: the limit is 5,000 yuan."
+
+
+def test_a_condition_found_on_one_checkout_is_said_once_and_listed_on_both(
+        two_checkouts: tuple[Path, Path], feed_server: FeedServer) -> None:
+    server, laptop = two_checkouts
+    assert run(server, "build").exit_code == 0
+    shutil.copytree(server / "output", laptop / "output", dirs_exist_ok=True)  # as git carries the drafts
+    for root in (server, laptop):  # a reviewer's hand edit, committed and pulled on both
+        path = root / "output" / "mobile-payments.md"
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("\U0001f538 ", f"{HAND}\n\n\U0001f538 ", 1), encoding="utf-8")
+    said = run(server, "refresh")
+    assert said.exit_code == 0 and said.stderr.count("was edited by hand") == 1, said.stderr
+    # The laptop finds the same condition: already said, so it stays quiet, and both list it on the draft.
+    again = run(laptop, "refresh")
+    assert again.exit_code == 0 and again.stderr == "", again.stderr
+    for root in (server, laptop):
+        listed = json.loads(run(root, "status", "--json").stdout)
+        assert listed["open"] == [], listed["open"]
+        opened = {Path(d["path"]).name: [c["kind"] for c in d["open"]] for d in listed["drafts"]}
+        assert opened["mobile-payments.md"] == ["region-edited:further-reading"], opened
+    with project_store(server) as store:
+        assert [(c.subject, c.kind) for c in store.conditions()] == [
+            ("output/mobile-payments.md", "region-edited:further-reading")]
+        assert str(server) not in store.conditions()[0].message
+    # The reviewer's fix, pulled on the laptop, ends it for both.
+    path = laptop / "output" / "mobile-payments.md"
+    path.write_text(path.read_text(encoding="utf-8").replace(f"{HAND}\n\n", ""), encoding="utf-8")
+    assert run(laptop, "refresh").stderr == ""
+    listed = json.loads(run(server, "status", "--json").stdout)
+    assert listed["open"] == [] and all(d["open"] == [] for d in listed["drafts"]), listed
 
 # -- a server killed mid-run -----------------------------------------------------------------------
 
