@@ -172,6 +172,7 @@ def bench_fetch(work: Path, feeds: int, quick: bool) -> list[bool]:
         urls_file = work / "urls.txt"
         urls_file.write_text("\n".join(urls))
         floor = best(1 if quick else 5, lambda: run([sys.executable, "-m", "benchmarks.httpx_floor", str(urls_file)]))
+        read_floor = best(1 if quick else 5, lambda: run([sys.executable, "-m", "benchmarks.parse_floor", str(urls_file)]))
         reader_db = work / "reader.sqlite"
         reader_db.unlink(missing_ok=True)
         try:
@@ -190,6 +191,9 @@ def bench_fetch(work: Path, feeds: int, quick: bool) -> list[bool]:
     # Not a goal: where the limit lies on this machine (a bare httpx script, nothing parsed or stored).
     print(f"info  3 fetch floor          bare httpx script {floor.wall:.2f}s = {serial_wall / floor.wall:.1f}x "
           f"one-by-one; pipeline {concurrent.wall / floor.wall:.2f}x the floor", flush=True)
+    print(f"info  3 fetch+read floor     httpx on threads, feedparser on 2 processes, nothing stored "
+          f"{read_floor.wall:.2f}s = {serial_wall / read_floor.wall:.1f}x one-by-one; pipeline "
+          f"{concurrent.wall / read_floor.wall:.2f}x this floor", flush=True)
     if reader_wall is None:
         results.append(line("3 fetch vs reader", "reader not installed (pip install '.[bench]')",
                             "<= reader 3.x workers=20", False))

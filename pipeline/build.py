@@ -115,7 +115,8 @@ def generate(
             context, extra = drafted
     from .render import render_draft  # Jinja2 loads only when a draft is rendered
 
-    draft = render_draft(env, guide, chosen, settings.output_dir, now, context_paragraph=context)  # type: ignore[arg-type]
+    draft = render_draft(env, guide, chosen, settings.output_dir, now, context_paragraph=context,  # type: ignore[arg-type]
+                         site=settings.site)
     draft.front_matter.update(front_extra or {})
     if extra:
         draft.front_matter.update(extra)
@@ -377,7 +378,7 @@ def _build_drafts(run: BuildRun, store: Store, paths: Sequence[Path], recorded: 
             generation = _generation(settings, guide, listing, run.feeds, now, env, run.context_drafter,
                                      path, existing, last, force=run.force, regions_only=run.regions_only)
             report = _update(slug, path, generation, existing, last, listing, stamp(now), force=run.force,
-                             regions_only=run.regions_only)
+                             regions_only=run.regions_only, site=settings.site)
             # Only a clean outcome may be skipped next time. The selection fingerprinted is the one the
             # next run makes from the reviewer choices written now.
             clean = report.outcome in ("created", "updated", "unchanged") and not report.notes
@@ -535,16 +536,18 @@ def _update(
     *,
     force: bool,
     regions_only: bool,
+    site: str | None = None,
 ) -> DraftReport:
-    """Bring one reviewed draft up to date, policy by policy (see `policy`)."""
+    """Bring one reviewed draft up to date, policy by policy (see `policy`); `site` names the publishing
+    keys (publish.py)."""
     if existing is None or (force and not regions_only):
-        return _write_whole(slug, path, generation, existing)
+        return _write_whole(slug, path, generation, existing, site)
     repeated = _repeated_region(path, existing)
     if repeated:
         return DraftReport(slug, path, "error", (repeated,))
     status, status_note = review_status(existing.front_matter)
     notes: list[str] = [f"{path}: {status_note}"] if status_note else []
-    left_whole = _left_whole(path, existing, last, status, at, force=force, regions_only=regions_only)
+    left_whole = _left_whole(path, existing, last, status, at, force=force, regions_only=regions_only, site=site)
     if left_whole is not None:
         return DraftReport(slug, path, "kept", (*notes, left_whole))
     last = last or DraftState()
@@ -571,14 +574,14 @@ def _update(
     if front.text != existing.front_matter_text or body.body != existing.body:
         fm_text = set_front_matter_key(judged.front_matter_text, "lastmod", draft.front_matter["lastmod"])
         new_body = body.body
-    return _finish(slug, path, existing, fm_text, new_body, state, (*notes, *judged.notes))
+    return _finish(slug, path, existing, fm_text, new_body, state, (*notes, *judged.notes), site)
 
 
 def _finish(slug: str, path: Path, existing: DraftFile, fm_text: str, body: str, state: DraftState,
-            notes: tuple[str, ...]) -> DraftReport:
+            notes: tuple[str, ...], site: str | None) -> DraftReport:
     """Write the draft (and its state) when anything changed; publishing follows whatever status it now
     has: set by hand, or sent back by this run."""
-    fm_text = follow_status(fm_text, existing.front_matter if fm_text == existing.front_matter_text else None)
+    fm_text = follow_status(fm_text, existing.front_matter if fm_text == existing.front_matter_text else None, site)
     if fm_text == existing.front_matter_text and body == existing.body:
         # The draft is not ours to re-hash: its state changes only when what it records does, so a
         # reviewer's edit and a run on another machine do not both touch the state in git.
@@ -589,14 +592,14 @@ def _finish(slug: str, path: Path, existing: DraftFile, fm_text: str, body: str,
     return DraftReport(slug, path, "updated", notes)
 
 
-def _published_text(existing: DraftFile) -> str:
+def _published_text(existing: DraftFile, site: str | None) -> str:
     """The draft's text with `draft`/`published` in step with its status."""
-    fm_text = follow_status(existing.front_matter_text, existing.front_matter)
+    fm_text = follow_status(existing.front_matter_text, existing.front_matter, site)
     return existing.text if fm_text == existing.front_matter_text else existing.with_changes(fm_text, existing.body)
 
 
 def _left_whole(path: Path, existing: DraftFile, last: DraftState | None, status: Status, at: str, *,
-                force: bool, regions_only: bool) -> str | None:
+                force: bool, regions_only: bool, site: str | None) -> str | None:
     """Why a draft is left exactly as it is (no record of ours; approved, and `build` keeps its body)."""
     if force:
         return None
@@ -604,16 +607,16 @@ def _left_whole(path: Path, existing: DraftFile, last: DraftState | None, status
         return NO_RECORD.format(path=path)
     if status == "approved" and not regions_only:
         _note_approval(path, existing, last, at)  # as the reviewer approved it; publishing follows
-        if not _publish_as_status(path, existing):
+        if not _publish_as_status(path, existing, site):
             return f"{path}: changed on disk while the pipeline worked on it; left alone until the next run"
         return f"{path}: approved; body left alone (use --force to regenerate)"
     return None
 
 
-def _publish_as_status(path: Path, existing: DraftFile) -> bool:
+def _publish_as_status(path: Path, existing: DraftFile, site: str | None) -> bool:
     """Bring `draft`/`published` in step with a status set by hand; False when a reviewer saved the
     file meanwhile (it is left alone)."""
-    text = _published_text(existing)
+    text = _published_text(existing, site)
     return text == existing.text or write_draft(path, existing, text)
 
 
@@ -638,7 +641,8 @@ def _changed_meanwhile(slug: str, path: Path) -> DraftReport:
         f"{path}: changed on disk while the pipeline worked on it; left alone until the next run",))
 
 
-def _write_whole(slug: str, path: Path, generation: Generation, existing: DraftFile | None) -> DraftReport:
+def _write_whole(slug: str, path: Path, generation: Generation, existing: DraftFile | None,
+                 site: str | None) -> DraftReport:
     """A new draft, or `build --force`: the generation as it is, keeping only date and status."""
     draft = generation.draft
     state = DraftState(regions=dict(draft.regions), skeleton=generation.skeleton,
@@ -649,7 +653,7 @@ def _write_whole(slug: str, path: Path, generation: Generation, existing: DraftF
         front["date"] = existing.front_matter.get("date", front["date"])
         status, _ = review_status(existing.front_matter)
         front["status"] = "in-review" if status == "approved" else status
-        front.update(publish_keys(front["status"]))
+        front.update(publish_keys(front["status"], site))
         # Same text but for lastmod is no change: lastmod moves only when something else did.
         same = dict(front, lastmod=existing.front_matter.get("lastmod", front["lastmod"]))
         if compose_draft_text(same, draft.body) == existing.text:
@@ -697,7 +701,7 @@ def _changed_meanwhile_on_disk(path: Path, existing: DraftFile) -> bool:
     return now_on_disk != existing.text
 
 
-def set_status(path: Path, status: str, now: dt.datetime | None = None) -> bool:
+def set_status(path: Path, status: str, now: dt.datetime | None = None, site: str | None = None) -> bool:
     """Move a draft along draft -> in-review -> approved; True when the file changed.
 
     Approving records the draft's whole text and the time (`now`, by default the pipeline's clock) in
@@ -711,7 +715,7 @@ def set_status(path: Path, status: str, now: dt.datetime | None = None) -> bool:
     last = load_state(path.parent, path.stem) or DraftState()
     moved = existing.front_matter.get("status") != status
     fm_text = set_front_matter_key(existing.front_matter_text, "status", status) if moved else existing.front_matter_text
-    fm_text = follow_status(fm_text, {**existing.front_matter, "status": status})  # publishing follows status
+    fm_text = follow_status(fm_text, {**existing.front_matter, "status": status}, site)  # publishing follows status
     if fm_text == existing.front_matter_text:
         if status == "approved" and last.approved is None:  # approved by hand: recorded now
             save_state(path.parent, path.stem, _approval(last, existing.text, now))

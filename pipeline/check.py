@@ -20,12 +20,13 @@ from .entries import CHOICES_KEY, entry_blocks, read_choices
 from .errors import ChoicesError, DraftError
 from .frontmatter import split_front_matter
 from .models import REGIONS, STATUSES, Problem
+from .publish import PUBLISH_KEYS
 from .render import make_environment, render_further_reading, render_template
 from .select import headline_key
 from .urls import is_web_url, link_target
 
 DISCLAIMER_TEMPLATE = "partials/disclaimer.md.j2"
-REQUIRED_KEYS = ("title", "slug", "date", "lastmod", "draft", "status", "further_reading")
+REQUIRED_KEYS = ("title", "slug", "date", "lastmod", "status", "further_reading")  # and a publishing key
 DEFAULT_MAX_AGE_DAYS = 30  # a guide's default, for drafts whose front matter lost max_age_days
 
 FAQ = "## 🙋 Frequently Asked Questions (FAQ)"
@@ -208,6 +209,9 @@ class _Checker:
         for key in REQUIRED_KEYS:
             if key not in fm:
                 yield Problem(self.path, 1, RULE_FRONT_MATTER, f"front matter lacks {key!r}; add it (see README)")
+        if not any(key in fm for key in PUBLISH_KEYS):  # else a site would publish it unreviewed
+            yield Problem(self.path, 1, RULE_FRONT_MATTER, "front matter lacks 'draft' (Hugo) or 'published' "
+                                                           "(Jekyll); add it (see README)")
         yield from self.check_front_matter_values(fm)
         yield from self.check_status(fm)
         yield from self.check_front_matter_list(fm)
@@ -220,8 +224,9 @@ class _Checker:
             if key in fm and _timestamp(fm[key]) is None:
                 yield Problem(self.path, self.fm_line(key), RULE_FRONT_MATTER,
                               f"{key!r} is not a date; write it like '2026-03-06T08:00:00Z'")
-        if "draft" in fm and not isinstance(fm["draft"], bool):
-            yield Problem(self.path, self.fm_line("draft"), RULE_FRONT_MATTER, "'draft' must be true or false")
+        for key in PUBLISH_KEYS:
+            if key in fm and not isinstance(fm[key], bool):
+                yield Problem(self.path, self.fm_line(key), RULE_FRONT_MATTER, f"{key!r} must be true or false")
         value = fm.get("max_age_days")
         if "max_age_days" in fm and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             yield Problem(self.path, self.fm_line("max_age_days"), RULE_FRONT_MATTER,

@@ -592,7 +592,7 @@ def status(obj: Context, path: Path | None, status: str | None, as_json: bool) -
 
     assert path is not None  # click fills PATH before STATUS
     with obj.lock():  # never between a refresh's read and its write
-        changed = set_status(path, status)
+        changed = set_status(path, status, site=obj.settings.site)
     click.echo(f"{path}: status {status}" + ("" if changed else " (unchanged)"))
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .models import Feed
+from .models import SITES, Feed
 from .urls import is_web_url
 
 FEED_KEYS = {"url", "publisher", "tags"}
-TOOL_KEYS = {"model", "max_concurrency", "per_host_concurrency", "timeout", "max_body_bytes", "store", "check_links"}
+TOOL_KEYS = {"model", "max_concurrency", "per_host_concurrency", "timeout", "max_body_bytes", "store", "check_links",
+             "site"}
 SERVER_SCHEMES = ("postgresql://", "postgres://")
 
 # Each draft's merge state lives in output/STATE_DIR/ (state.py), beside the drafts.
@@ -42,6 +43,7 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024  # compressed and decompressed body cap per feed
     check_links: bool = True  # refresh checks the links drafts list (off: check_links = false)
     store: str | None = None  # a postgresql:// URL shared by a team; None means pipeline.sqlite3 here
+    site: str | None = None  # "hugo" or "jekyll": drafts carry that generator's publishing key alone
 
     @property
     def sources_path(self) -> Path:
@@ -148,9 +150,17 @@ def load_settings(root: Path | None = None) -> Settings:
             timeout=float(str(table.get("timeout", 10.0))),
             max_body_bytes=int(str(table.get("max_body_bytes", 10 * 1024 * 1024))),
             check_links=_flag(table.get("check_links", True)),
+            site=_site(table.get("site")),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(pyproject, f"[tool.pipeline] has a value of the wrong type ({exc})") from exc
+
+
+def _site(value: object) -> str | None:
+    if value is None or value in SITES:
+        return value
+    raise ValueError(f"site must be {' or '.join(repr(site) for site in SITES)} (or left out for both keys), "
+                     f"not {value!r}")
 
 
 def _flag(value: object) -> bool:

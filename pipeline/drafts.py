@@ -251,6 +251,11 @@ def set_front_matter_key(fm_text: str, key: str, value: object) -> str:
     return replace_key(fm_text, key, dump_yaml({key: value}))
 
 
+def drop_front_matter_key(fm_text: str, key: str) -> str:
+    """Take one top-level key's YAML block out (a reviewer's comments in it stay), every other byte alone."""
+    return replace_key(fm_text, key, "")
+
+
 def write_atomic(path: Path, text: str, newline: str = "\n") -> None:
     """Write through a temp file in the same folder and rename: readers see old or new, never half.
 

@@ -54,12 +54,14 @@ class BuildInputs:
     digest: str
 
     @classmethod
-    def collect(cls, templates_dir: Path, output_dir: Path, model: str | None, mode: str) -> BuildInputs:
-        """`mode` tells `build` from `refresh`: refresh leaves guide changes for build to merge."""
+    def collect(cls, templates_dir: Path, output_dir: Path, model: str | None, mode: str,
+                site: str | None = None) -> BuildInputs:
+        """`mode` tells `build` from `refresh`: refresh leaves guide changes for build to merge; `site`
+        names the publishing keys drafts carry."""
         digest = hashlib.sha256()
         for part in (__version__, _tree_digest(PACKAGE_DIR, "*.py"),
                      _tree_digest(templates_dir, "*", skip="guides"),
-                     str(output_dir), model or "", mode):
+                     str(output_dir), model or "", mode, site or ""):
             digest.update(part.encode() + b"\0")
         return cls(digest.hexdigest())
 

@@ -102,7 +102,7 @@ def check(settings: Settings, store: Store, feeds: Sequence[Feed], now: dt.datet
     """The shortcut for this run. Only a run over every guide, not forced, with no model to ask and
     no link verdicts (`eligible`) may take one or leave one for the next."""
     mode = "refresh" if regions_only else "build"
-    inputs = BuildInputs.collect(settings.templates_dir, settings.output_dir, settings.model, mode)
+    inputs = BuildInputs.collect(settings.templates_dir, settings.output_dir, settings.model, mode, settings.site)
     fingerprints = store.fingerprints()
     if not eligible or not settings.guides_dir.is_dir():
         return Shortcut(mode, inputs, fingerprints, None, None)

@@ -12,6 +12,10 @@ from typing import Literal, get_args
 # A draft's review status, in the order a draft moves through them.
 Status = Literal["draft", "in-review", "approved"]
 STATUSES: tuple[Status, ...] = get_args(Status)
+# The static site generators a project may name (`site` in [tool.pipeline]): drafts then carry only the
+# key that one reads to keep a page out (publish.py).
+Site = Literal["hugo", "jekyll"]
+SITES: tuple[Site, ...] = get_args(Site)
 
 # The managed regions of a draft, between `<!-- pipeline:begin NAME -->` and `<!-- pipeline:end NAME -->`.
 REGION_CONTEXT = "context"

@@ -18,6 +18,7 @@ import jinja2
 from . import __version__
 from .errors import TemplateError
 from .models import STATUSES, Draft, Guide, Item
+from .publish import publish_keys
 from .urls import is_web_url, link_target
 
 ARTICLE_TEMPLATE = "layout/article.md.j2"
@@ -188,6 +189,7 @@ def front_matter(
     items: Sequence[Item],
     created: dt.datetime,
     modified: dt.datetime,
+    site: str | None = None,
 ) -> dict[str, object]:
     """The draft's front matter, in the order a reviewer reads it."""
     data: dict[str, object] = {
@@ -195,8 +197,9 @@ def front_matter(
         "slug": guide.slug,
         "date": _stamp(created),
         "lastmod": _stamp(modified),
-        "draft": True,  # Hugo's key: a new draft is not published ...
-        "published": False,  # ... nor for Jekyll; both follow status from here on (see publish.py)
+        # Hugo's `draft: true` and Jekyll's `published: false` (or the site's one): a new draft is not
+        # published; they follow status from here on (see publish.py).
+        **publish_keys(STATUSES[0], site),
         "status": STATUSES[0],  # a new draft starts at the beginning
         "description": guide.description,
         "audience": guide.audience,
@@ -224,8 +227,9 @@ def render_draft(
     output_dir: Path,
     now: dt.datetime,
     context_paragraph: str | None = None,
+    site: str | None = None,
 ) -> Draft:
-    """The whole draft for a guide as the pipeline would write it afresh."""
+    """The whole draft for a guide as the pipeline would write it afresh (`site`: see publish.py)."""
     regions = {
         "context": context_paragraph if context_paragraph is not None else render_offline_context(env, guide, items),
         "further-reading": render_further_reading(env, items),
@@ -234,7 +238,7 @@ def render_draft(
     return Draft(
         slug=guide.slug,
         path=output_dir / f"{guide.slug}.md",
-        front_matter=front_matter(guide, items, now, now),
+        front_matter=front_matter(guide, items, now, now, site),
         body=body,
         regions=regions,
     )

@@ -378,6 +378,20 @@ def test_escaped_feed_text_that_looks_like_html_is_not_a_link(project: Path, dra
     assert run_check(project, str(draft)) == (0, [])
 
 
+def test_either_generators_publishing_key_will_do_and_a_draft_with_neither_fails(project: Path, draft: Path) -> None:
+    edit(draft, "draft: true\n", "")
+    assert run_check(project, str(draft)) == (0, [])  # Jekyll's key alone (site = "jekyll")
+    edit(draft, "published: false\n", "draft: true\n")
+    assert run_check(project, str(draft)) == (0, [])  # Hugo's key alone (site = "hugo")
+    edit(draft, "draft: true\n", "")
+    code, problems = run_check(project, str(draft))
+    assert code == 1 and [(p["line"], p["message"]) for p in problems] == [
+        (1, "front matter lacks 'draft' (Hugo) or 'published' (Jekyll); add it (see README)")]
+    edit(draft, "status: draft\n", "status: draft\npublished: 'no'\n")
+    code, problems = run_check(project, str(draft))
+    assert [p["message"] for p in problems] == ["'published' must be true or false"]
+
+
 def test_hand_fixed_headline_passes_when_front_matter_agrees(project: Path, draft: Path) -> None:
     edit(draft, "WeChat adds new encryption option for chats", "WeChat adds an opt-in encrypted chat mode", count=3)
     assert run_check(project, str(draft)) == (0, [])

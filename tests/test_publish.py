@@ -78,3 +78,34 @@ def test_build_force_on_an_approved_draft_unpublishes_it(built: Path) -> None:
                     encoding="utf-8")
     assert run(built, "build", "--offline", "--force").exit_code == 0
     assert keys(path) == ("in-review", True, False)
+
+
+def test_naming_one_generator_takes_the_other_key_out_and_leaves_every_other_line(built: Path) -> None:
+    path = draft_path(built)
+    text = path.read_text(encoding="utf-8")
+    # A reviewer's comment inside the key that goes, and one elsewhere: both are their words.
+    text = text.replace("published: false\n", "published: false  # Jekyll needs this\n# Dana: tags checked\n", 1)
+    path.write_text(text, encoding="utf-8")
+    (built / "pyproject.toml").write_text('[tool.pipeline]\nsite = "hugo"\n', encoding="utf-8")
+    result = run(built, "build", "--offline")
+    assert result.exit_code == 0, result.stderr
+    after = path.read_text(encoding="utf-8")
+    assert keys(path) == ("draft", True, None)
+    assert "# Dana: tags checked\n" in after and "# Jekyll needs this\n" in after
+    assert [line for line in after.splitlines() if not line.startswith(("published:", "# Jekyll"))] == \
+        [line for line in text.splitlines() if not line.startswith("published:")]
+    # Approval moves Hugo's key alone; a later run leaves the draft as it is.
+    assert run(built, "status", str(path), "approved").exit_code == 0
+    assert keys(path) == ("approved", False, None)
+    approved = path.read_bytes()
+    assert run(built, "refresh").exit_code == 0 and path.read_bytes() == approved
+
+
+def test_a_site_the_pipeline_does_not_know_is_refused_in_one_line(built: Path) -> None:
+    (built / "pyproject.toml").write_text('[tool.pipeline]\nsite = "wordpress"\n', encoding="utf-8")
+    before = draft_path(built).read_bytes()
+    result = run(built, "build", "--offline")
+    assert result.exit_code != 0 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "pyproject.toml" in line and "site must be 'hugo' or 'jekyll'" in line and "'wordpress'" in line, line
+    assert draft_path(built).read_bytes() == before
