@@ -102,10 +102,13 @@ class Findings:
         def key(subject_kind: tuple[str, str]) -> tuple[str, str]:
             return project_subject(root, subject_kind[0]), subject_kind[1]
 
+        looked: dict[str, list[Scope]] = {}
+        for subject, scopes in self.looked.items():  # a draft looked at under both names keeps every scope
+            looked.setdefault(project_subject(root, subject), []).extend(scopes)
         return Findings(
             found={key(k): without_root(root, message) for k, message in self.found.items()},
             lines={key(k): line for k, line in self.lines.items()},
-            looked={project_subject(root, subject): scopes for subject, scopes in self.looked.items()},
+            looked=looked,
         )
 
 

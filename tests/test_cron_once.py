@@ -142,13 +142,14 @@ def test_findings_and_ledger_name_drafts_by_their_path_in_the_project(tmp_path: 
     draft = f"{root}/output/a.md"
     run_ = Findings()
     run_.look(draft)
+    run_.look("output/a.md", lambda kind: kind == "approval-revoked")  # the same draft by its other name
     run_.add(draft, "conflict", f"{draft}: reviewer edits conflict")
     run_.add("https://example.org/feed.xml", "failing", "feed https://example.org/feed.xml: HTTP 500")
     within = run_.within(root)
     assert within.found == {("output/a.md", "conflict"): "output/a.md: reviewer edits conflict",
                             ("https://example.org/feed.xml", "failing"): "feed https://example.org/feed.xml: HTTP 500"}
     assert within.lines[("output/a.md", "conflict")] == f"warning: {draft}: reviewer edits conflict"  # printed whole
-    assert within.looked_for("output/a.md", "conflict")
+    assert within.looked_for("output/a.md", "conflict") and within.looked_for("output/a.md", "approval-revoked")
     elsewhere = str(tmp_path / "other-checkout" / "output" / "a.md")
     ledger = [Condition(draft, "conflict", f"{draft}: x", f"{draft}: x", "t0"),
               Condition(elsewhere, "conflict", f"{elsewhere}: x", f"{elsewhere}: x", "t0")]
