@@ -259,7 +259,7 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
         if check_links and not offline and settings.check_links:
             from .linkcheck import link_health
 
-            links = link_health(settings, obj.store, now_utc(), warn)  # each says itself once
+            links = link_health(settings, obj.store, now_utc(), warn)
         now = now_utc()
         # Nothing changed since the last clean run: the report is known without loading the builder.
         shortcut = manifest.check(settings, obj.store, feeds, now, regions_only=regions_only,
@@ -271,12 +271,26 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
             report = build_drafts(settings, obj.store, feeds, now, force=force, only=only or None,
                                   regions_only=regions_only, context_drafter=drafter, links=links, shortcut=shortcut)
         draft_findings(run, report.drafts)
+        if links is not None:
+            _dead_links_after_build(settings, links, report.drafts, run)
         if not only:
             _look_at_gone_drafts(obj, run)
         spoken = _speak(obj, run, everything=not quiet)
         if drafter is not None:
             _model_summary(model, quiet)
     return report, fetch_report, spoken
+
+
+def _dead_links_after_build(settings: Settings, links: Any, drafts: Any, run: Any) -> None:
+    """A dead link the build dropped is named once, when it turned dead; one still listed (a reviewer's
+    list) is a condition on its draft until a person removes it."""
+    from .conditions import dead_link_findings
+    from .linkcheck import dead_link_outcomes
+
+    dropped, kept = dead_link_outcomes(settings.output_dir, links)
+    for line in dropped:
+        warn(line)
+    dead_link_findings(run, drafts, kept)
 
 
 def _look_at_gone_drafts(obj: Context, run: Any) -> None:

@@ -47,6 +47,8 @@ STICKY = frozenset({"approval-revoked"})
 # Shown to a person running build, never said by cron: they follow from a condition already said.
 CONSEQUENCES = frozenset({"region-follows:context"})
 AI_PREFIX = "ai:"
+# A dead link a draft still lists: looked for only by a run that checked links (refresh).
+DEAD_LINK = "dead-link:"
 
 Scope = Callable[[str], bool]  # kinds a run looked for on one subject
 
@@ -69,11 +71,15 @@ def draft_kind(note: str) -> str:
 
 
 def every_kind_but_sticky(kind: str) -> bool:
-    return kind not in STICKY and not kind.startswith(AI_PREFIX)
+    return kind not in STICKY and not kind.startswith((AI_PREFIX, DEAD_LINK))
 
 
 def ai_kinds(kind: str) -> bool:
     return kind.startswith(AI_PREFIX)
+
+
+def dead_link_kinds(kind: str) -> bool:
+    return kind.startswith(DEAD_LINK)
 
 
 @dataclass
@@ -216,6 +222,17 @@ def draft_findings(run: Findings, drafts: Iterable[DraftReport]) -> None:
             kind = draft_kind(note)
             # A region kept because the region it cites was kept is part of that condition, not news.
             run.add(subject, kind, note, "error" if draft.failed else "warning", ledger=kind not in CONSEQUENCES)
+
+
+def dead_link_findings(run: Findings, drafts: Iterable[DraftReport], kept: Iterable[tuple[str, str, str]]) -> None:
+    """A run that checked links: each dead link a draft still lists, in a list a reviewer keeps (the build
+    drops the others), is a condition until the entry goes; every draft built was looked at for them."""
+    for draft in drafts:
+        run.look(str(draft.path), dead_link_kinds)
+    for path, url, detail in kept:
+        run.look(path, dead_link_kinds)
+        run.add(path, DEAD_LINK + url, f"{path}: Further Reading lists {url}, which is dead ({detail}); the list "
+                                        "is kept as a reviewer left it, so refresh cannot drop it: remove the entry")
 
 
 def note_subject(note: str) -> str:

@@ -61,6 +61,20 @@ def parse_entries(text: str, empty_text: str = "") -> tuple[ListEntry, ...]:
     return tuple(entries)
 
 
+def readable_entries(text: str) -> tuple[ListEntry, ...]:
+    """The entries of a list as far as they read: a line that is not part of an entry (a reviewer's note,
+    which makes the pipeline leave the list alone) is passed over. For what such a list still shows."""
+    found: list[ListEntry] = []
+    for block in entry_blocks(text.split("\n")):
+        for lines in (block, block[:3]):  # an entry with a stray line run into it is still that entry
+            try:
+                found.append(_read_entry(lines))
+                break
+            except UnreadableEntry:
+                continue
+    return tuple(found)
+
+
 def entry_blocks(lines: Sequence[str], first: int = 1) -> list[list[tuple[int, str]]]:
     """Runs of non-blank lines as (line number, text), numbered from `first`: one entry each."""
     blocks: list[list[tuple[int, str]]] = []

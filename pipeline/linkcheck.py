@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from .config import Settings
-from .models import LinkCheck, LinkVerdicts
+from .models import DeadListing, LinkCheck, LinkVerdicts
 from .store import Store
 from .urls import is_web_url
 
@@ -198,9 +198,27 @@ def listed_links(output_dir: Path) -> dict[str, tuple[str, ...]]:
     return {url: tuple(slugs) for url, slugs in listed.items()}
 
 
+def _shown_links(output_dir: Path, slugs: Iterable[str]) -> dict[str, frozenset[str]]:
+    """slug -> the links its Further Reading list shows readers, read from the list itself: a list a reviewer
+    keeps does not update the front matter's copy."""
+    from .drafts import find_regions, read_draft
+    from .entries import readable_entries
+    from .errors import PipelineError
+
+    shown: dict[str, frozenset[str]] = {}
+    for slug in sorted(slugs):
+        try:
+            draft = read_draft(output_dir / f"{slug}.md")
+        except PipelineError:
+            continue  # unreadable: `build` says so
+        region = find_regions(draft.body).get("further-reading", "") if draft else ""
+        shown[slug] = frozenset(entry.link for entry in readable_entries(region))
+    return shown
+
+
 def link_health(settings: Settings, store: Store, now: dt.datetime, warn: Callable[[str], None]) -> LinkVerdicts:
-    """Check the links drafts list (those due), remember the verdicts, and say what a person must know:
-    each link newly found dead, once; that links could not be checked, once per run."""
+    """Check the links drafts list (those due), remember the verdicts, and say that links could not be
+    checked, once. What became of each dead link is known after the build (`dead_link_outcomes`)."""
     listed = listed_links(settings.output_dir)
     previous = store.link_checks()
     report = check_links(listed, previous, now, timeout=settings.timeout,
@@ -209,12 +227,30 @@ def link_health(settings: Settings, store: Store, now: dt.datetime, warn: Callab
     # Said once, not every cron run: the verdicts remember that no name resolved.
     if not report.resolver_works and not any(check.detail == NO_RESOLVER for check in previous.values()):
         warn("links could not be checked: no host name resolves on this machine; none was judged dead")
-    for url, check in sorted(report.checks.items()):
-        if check.verdict == "dead" and (url not in previous or previous[url].verdict != "dead"):
-            warn(f"dead link dropped from Further Reading of {', '.join(listed.get(url, ()))}: {url} ({check.detail})")
     verdicts = {**previous, **report.checks}
     return LinkVerdicts(
         dead=frozenset(url for url, check in verdicts.items() if check.verdict == "dead"),
         moved=tuple(sorted((url, check.moved_to) for url, check in verdicts.items()
                            if check.verdict == "moved" and check.moved_to)),
+        listed_dead=tuple(
+            DeadListing(url, verdicts[url].detail, slugs,
+                        newly=url in report.checks and (url not in previous or previous[url].verdict != "dead"))
+            for url, slugs in sorted(listed.items()) if url in verdicts and verdicts[url].verdict == "dead"),
     )
+
+
+def dead_link_outcomes(output_dir: Path, links: LinkVerdicts) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """After the build, what became of each dead link drafts listed: (lines naming the links the build
+    dropped, once, when they turned dead; (draft path, url, detail) for each still listed, in a list a
+    reviewer keeps, which a person must fix)."""
+    still = _shown_links(output_dir, {slug for dead in links.listed_dead for slug in dead.slugs})
+    dropped_lines: list[str] = []
+    kept: list[tuple[str, str, str]] = []
+    for dead in links.listed_dead:
+        keeping = [slug for slug in dead.slugs if dead.url in still.get(slug, ())]
+        dropped = [slug for slug in dead.slugs if slug not in keeping]
+        if dead.newly and dropped:
+            dropped_lines.append(f"dead link dropped from Further Reading of {', '.join(dropped)}: {dead.url} "
+                                 f"({dead.detail})")
+        kept += [(str(output_dir / f"{slug}.md"), dead.url, dead.detail) for slug in keeping]
+    return dropped_lines, kept

@@ -137,11 +137,23 @@ class LinkCheck:
 
 
 @dataclass(frozen=True)
+class DeadListing:
+    """A link judged dead that drafts listed when it was checked: the build drops it where the list is
+    the pipeline's; where a reviewer keeps the list, a person must."""
+
+    url: str
+    detail: str  # why it is dead, in words
+    slugs: tuple[str, ...]  # the drafts listing it at the check
+    newly: bool  # judged dead by this run's check
+
+
+@dataclass(frozen=True)
 class LinkVerdicts:
     """What link health tells selection: links never to list (dead), and links listed under a new URL."""
 
     dead: frozenset[str] = frozenset()
     moved: tuple[tuple[str, str], ...] = ()  # (old url, new url)
+    listed_dead: tuple[DeadListing, ...] = ()  # the dead links drafts listed before this run's build
 
     def follow(self, items: Sequence[Item]) -> list[Item]:
         moved = dict(self.moved)

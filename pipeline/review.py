@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from .changes import RegionDiff, region_diffs, unified_diff
 from .check import check_files, draft_paths, load_reference
+from .conditions import DEAD_LINK as DEAD_LINK_KIND
 from .conditions import project_subject
 from .config import Settings
 from .drafts import find_regions, split_draft, write_atomic
@@ -146,8 +147,9 @@ def _with_ledger(found: tuple[Condition, ...], root: Path, path: Path, ledger: S
                  ) -> tuple[Condition, ...]:
     """The conditions a run found for this draft and still open, before what the review itself finds."""
     subjects = {project_subject(root, path.resolve()), str(path), str(path.resolve())}
+    # Dead links are shown from the link checks themselves (_dead_links), which may be newer than the ledger.
     opened = [Condition(LEDGER_KINDS.get(c.kind.split(":")[0], c.kind), c.message)
-              for c in ledger if c.subject in subjects]
+              for c in ledger if c.subject in subjects and not c.kind.startswith(DEAD_LINK_KIND)]
     kinds = {c.kind for c in opened}
     return tuple(opened) + tuple(c for c in found if c.kind not in kinds or c.kind in (CHANGED, DUE))
 
