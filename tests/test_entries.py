@@ -27,6 +27,7 @@ from pipeline.entries import (
     parse_entries,
     plain_text,
     read_choices,
+    readable_entries,
     write_choices,
 )
 from pipeline.errors import ChoicesError, UnreadableEntry
@@ -100,6 +101,17 @@ def test_an_entry_typed_by_hand_with_loose_spacing_still_reads() -> None:
     (entry,) = parse_entries(text)
     assert (entry.headline, entry.source, entry.date, entry.link) == (
         "Our own explainer", "Team", dt.date(2025, 2, 27), "https://blog.example.org/x")
+
+
+def test_a_list_with_a_reviewers_note_still_tells_which_links_it_shows() -> None:
+    one = "🔸 One  \n🗞️ Source: Team – 📅 2025-02-27  \n🔗 [Read Full Article](https://a.example.org/1)"
+    two = "🔸 Two  \n🗞️ Source: Team – 📅 2025-02-26  \n🔗 [Read Full Article](https://a.example.org/2)"
+    three = "🔸 Three  \n🗞️ Source: Team – 📅 2025-02-25  \n🔗 [Read Full Article](https://a.example.org/3)"
+    text = f"Dana: checked all three.\n\n{one}\n\n{two}\nand a line run into it\n\n{three}"
+    with pytest.raises(UnreadableEntry):
+        parse_entries(text)  # so the pipeline leaves this list alone ...
+    # ... and still knows what it shows readers.
+    assert [e.link for e in readable_entries(text)] == [f"https://a.example.org/{n}" for n in (1, 2, 3)]
 
 
 # -- choices -----------------------------------------------------------------------------------------
