@@ -148,11 +148,10 @@ def adopt_ledger(ledger: Iterable[Condition], root: Path) -> tuple[list[Conditio
     for condition in ledger:
         subject = project_subject(root, condition.subject)
         if subject != condition.subject:
+            old_keys.append(condition.key)
             message = without_root(root, condition.message)
-            condition, old = replace(condition, subject=subject, message=message,
-                                     signature=signature(message)), condition.key
+            condition = replace(condition, subject=subject, message=message, signature=signature(message))
             renamed.append(condition)
-            old_keys.append(old)
         current.append(condition)
     return current, renamed, old_keys
 
