@@ -23,6 +23,7 @@ from .conditions import DEAD_LINK as DEAD_LINK_KIND
 from .conditions import project_subject
 from .config import Settings
 from .drafts import find_regions, split_draft, write_atomic
+from .entries import readable_entries
 from .errors import DraftError
 from .guide_due import guide_warnings
 from .models import Condition as LedgerCondition
@@ -124,18 +125,20 @@ def collect(settings: Settings, now: dt.datetime, items: Sequence[Item] = (),
             continue  # removed or rewritten since check read it: the next review shows it
         review = _review_one(settings, path, text, tuple(by_path.get(path, ())), now, items, guide_cache)
         conditions = (_with_ledger(review.conditions, settings.root, path, ledger)
-                      + _dead_links(review.front_matter, link_checks))
+                      + _dead_links(review.body, link_checks))
         reviews.append(replace(review, conditions=conditions))
     return reviews
 
 
-def _dead_links(front: dict[str, object], link_checks: Mapping[str, LinkCheck] | None) -> tuple[Condition, ...]:
-    """Listed links judged dead: refresh drops them, so one still listed sits in a list a person keeps."""
-    entries = front.get("further_reading")
+def _dead_links(body: str, link_checks: Mapping[str, LinkCheck] | None) -> tuple[Condition, ...]:
+    """Links the list shows that were judged dead: refresh drops them, so one still shown sits in a list a
+    person keeps (whose front matter copy no longer follows it: the list itself is read)."""
+    if not link_checks:
+        return ()
     found = []
-    for entry in entries if isinstance(entries, list) and link_checks else []:
-        url = entry.get("url") if isinstance(entry, dict) else None
-        check = link_checks.get(url) if isinstance(url, str) and link_checks else None
+    for entry in readable_entries(find_regions(body).get("further-reading", "")):
+        url = entry.link
+        check = link_checks.get(url)
         if check is not None and check.verdict == "dead":
             why = f" ({check.detail})" if check.detail else ""
             found.append(Condition(DEAD_LINK, f"{url}{why}, checked {check.checked_at:%Y-%m-%d}; "
