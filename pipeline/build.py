@@ -14,9 +14,10 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import cast
 from pathlib import Path
+from typing import cast
 
+from . import manifest
 from .config import Settings, guide_paths, now_utc
 from .drafts import (
     DraftFile,
@@ -36,9 +37,9 @@ from .drafts import (
 from .entries import CHOICES_KEY, arrange, entry_items, read_choices, read_list, story_entries, write_choices
 from .errors import ChoicesError, DraftError, GuideError, PipelineError, StoreError
 from .fingerprint import BuildInputs, GuideInputs, files_digest, read_bytes
-from .pause import pause_active
 from .guides import load_guide
 from .models import BuildReport, Draft, DraftReport, Feed, Guide, Item, LinkVerdicts, ListChoices
+from .pause import pause_active
 from .policy import (
     FRONT_MATTER,
     REGION_FOLLOWS,
@@ -73,7 +74,6 @@ from .state import (
 )
 from .store import Store, open_store
 from .workers import can_fork, with_child
-from . import manifest
 
 # Region -> its own merge strategy (e.g. the Further Reading list, entry by entry); any other region is
 # replaced or left alone whole (`policy.whole_region`).
@@ -220,7 +220,7 @@ def build_drafts(
     paths, failures = _wanted_guide_paths(settings, only)
     if shortcut is None:
         shortcut = manifest.check(settings, store, feeds, now, regions_only=regions_only,
-                                  eligible=not (force or only or context_drafter or links))
+                                  eligible=not (force or only or context_drafter), links=links)
     if shortcut.report is not None:
         return shortcut.report  # nothing changed since the last clean run
     run = BuildRun(settings, tuple(feeds), now, force, regions_only, context_drafter, links, shortcut.inputs,

@@ -263,7 +263,7 @@ def _run_build(obj: Context, *, offline: bool, force: bool, only: tuple[str, ...
         now = now_utc()
         # Nothing changed since the last clean run: the report is known without loading the builder.
         shortcut = manifest.check(settings, obj.store, feeds, now, regions_only=regions_only,
-                                  eligible=not (force or only or drafter or links))
+                                  eligible=not (force or only or drafter), links=links)
         report = shortcut.report
         if report is None:
             from .build import build_drafts

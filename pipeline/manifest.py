@@ -4,8 +4,8 @@ draft at once: no guide parsed, no draft read, no story selected.
 Each draft's fingerprint (fingerprint.py) already lets a build skip an unchanged draft, but only
 after reading its guide and files and selecting its stories. A run that changed nothing (the cron
 refresh of a quiet half hour, a second `pipeline build`) can tell so from far less: one key for what
-every draft shares (the pipeline's code and the templates, settings, feeds, stored items and the
-dates that decide what is recent) and each guide's, draft's and state's file stamp. A file written,
+every draft shares (the pipeline's code and the templates, settings, feeds, stored items, link
+verdicts and the dates that decide what is recent) and each guide's, draft's and state's file stamp. A file written,
 checked out or touched since has a new stamp, and then the drafts are looked at one by one.
 
 The record lives in the store beside the fingerprints (machine-local, as they are), under a key no
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .config import STATE_DIR, Settings, guide_paths
 from .fingerprint import BuildInputs
-from .models import BuildReport, DraftReport, Feed
+from .models import BuildReport, DraftReport, Feed, LinkVerdicts
 from .store import Store
 
 # Slugs are lower-case letters, digits and dashes: a colon keeps the record apart from them.
@@ -37,12 +37,14 @@ Stamp = tuple[int, int, int] | None  # (size, mtime_ns, inode), None when there 
 
 
 def shared_key(inputs: BuildInputs, settings: Settings, feeds: Sequence[Feed], now: dt.datetime,
-               items_digest: str) -> str:
-    """What every draft of a run shares, as one digest."""
+               items_digest: str, links: LinkVerdicts | None = None) -> str:
+    """What every draft of a run shares, as one digest; with a refresh's link verdicts, the links
+    selection passes over or lists under a new URL are part of it."""
     utc = now.astimezone(dt.timezone.utc)
+    verdicts = json.dumps([sorted(links.dead), [list(pair) for pair in links.moved]]) if links else ""
     digest = hashlib.sha256()
     for part in (inputs.digest, str(settings.guides_dir), utc.date().isoformat(), (utc + _AHEAD).date().isoformat(),
-                 json.dumps([[feed.url, list(feed.tags)] for feed in feeds]), items_digest):
+                 json.dumps([[feed.url, list(feed.tags)] for feed in feeds]), items_digest, verdicts):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
@@ -98,15 +100,16 @@ class Shortcut:
 
 
 def check(settings: Settings, store: Store, feeds: Sequence[Feed], now: dt.datetime, *, regions_only: bool,
-          eligible: bool) -> Shortcut:
-    """The shortcut for this run. Only a run over every guide, not forced, with no model to ask and
-    no link verdicts (`eligible`) may take one or leave one for the next."""
+          eligible: bool, links: LinkVerdicts | None = None) -> Shortcut:
+    """The shortcut for this run. Only a run over every guide, not forced and with no model to ask
+    (`eligible`) may take one or leave one for the next; `links`, a refresh's link verdicts, are part
+    of its key (a link newly dead or moved sends the run draft by draft)."""
     mode = "refresh" if regions_only else "build"
     inputs = BuildInputs.collect(settings.templates_dir, settings.output_dir, settings.model, mode, settings.site)
     fingerprints = store.fingerprints()
     if not eligible or not settings.guides_dir.is_dir():
         return Shortcut(mode, inputs, fingerprints, None, None)
-    key = shared_key(inputs, settings, feeds, now, store.items_digest())
+    key = shared_key(inputs, settings, feeds, now, store.items_digest(), links)
     last = fingerprints.get(RECORD_KEYS[mode])
     if last is None:  # no clean run to compare with (a first build): no file need be looked at
         return Shortcut(mode, inputs, fingerprints, key, None)

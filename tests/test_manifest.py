@@ -13,7 +13,7 @@ from conftest import project_store
 from pipeline import build as build_module
 from pipeline.build import BuildReport, build_drafts
 from pipeline.config import load_feeds, load_settings
-from pipeline.models import Item
+from pipeline.models import Item, LinkVerdicts
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
 NEWS = Item("https://feeds.example.com/rss", "g1", "WeChat changes its privacy settings", "Example News",
@@ -129,3 +129,18 @@ def test_forced_and_partial_builds_and_refreshes_keep_to_their_own_path(built: P
     assert len(guides_read) == 2
     assert {d.outcome for d in _build(built).drafts} == {"unchanged"}
     assert len(guides_read) == 2
+
+
+def test_a_refresh_with_the_same_link_verdicts_skips_at_once_and_a_newly_dead_link_does_not(
+        built: Path, guides_read: list[str]) -> None:
+    # Cron's refresh checks links: the verdicts are part of what the drafts were made from.
+    draft = built / "output" / "wechat-encryption.md"
+    assert NEWS.url in draft.read_text(encoding="utf-8")  # the premise: the story is listed
+    verdicts = LinkVerdicts(dead=frozenset({"https://gone.example.com/old"}))
+    assert all(d.outcome == "unchanged" for d in _build(built, regions_only=True, links=verdicts).drafts)
+    guides_read.clear()
+    again = _build(built, regions_only=True, links=verdicts)
+    assert guides_read == [] and {d.outcome for d in again.drafts} == {"unchanged"}
+    _build(built, regions_only=True, links=LinkVerdicts(dead=frozenset({NEWS.url})))
+    assert sorted(guides_read) == ["mobile-payments", "wechat-encryption"]
+    assert NEWS.url not in draft.read_text(encoding="utf-8")
